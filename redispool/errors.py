@@ -1,0 +1,62 @@
+"""The error tree: every failure redispool reports derives from RedisPoolError."""
+from __future__ import annotations
+
+
+class RedisPoolError(Exception):
+    """Base of every redispool error."""
+
+
+class PoolFull(RedisPoolError):
+    """Raised by a non-blocking submit when no slot is free (or tasks are already waiting)."""
+
+    def __init__(self, pool: str) -> None:
+        super().__init__(f"pool {pool!r} is full")
+        self.pool = pool
+
+
+class PoolTimeout(RedisPoolError):
+    """Raised when a blocking submit waited `timeout` seconds without being granted a slot.
+
+    The parked task was withdrawn atomically: it will not run.
+    """
+
+    def __init__(self, pool: str, timeout_s: float) -> None:
+        super().__init__(f"pool {pool!r}: no slot within {timeout_s:g} s; the task was withdrawn")
+        self.pool = pool
+        self.timeout_s = timeout_s
+
+
+class PoolClosed(RedisPoolError):
+    """Raised for futures still pending when their pool is closed, and by calls on a closed pool."""
+
+
+class SerializationError(RedisPoolError):
+    """Arguments or a result that msgpack cannot carry, or bytes that are not a valid message."""
+
+
+class TaskNotRegistered(RedisPoolError):
+    """The worker that received the task has no task of that name."""
+
+    def __init__(self, task_name: str, task_id: str | None = None) -> None:
+        super().__init__(f"no task named {task_name!r} is registered on the worker")
+        self.task_name = task_name
+        self.task_id = task_id
+
+
+class TaskError(RedisPoolError):
+    """The task raised: carries the remote exception's type name, message and traceback text."""
+
+    def __init__(self, type_name: str, message: str, traceback: str = "", task_id: str | None = None) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+        self.task_id = task_id
+
+
+class BackendError(RedisPoolError):
+    """Redis could not be reached or answered with an error; `__cause__` holds the redis-py error."""
+
+
+class ResultTimeout(RedisPoolError, TimeoutError):
+    """`Pool.result` waited its timeout and the task's result had not appeared."""

@@ -1,0 +1,68 @@
+"""The one place that names redispool's Redis keys.
+
+Every key of a pool carries the pool's hash tag, `{prefix}:{<pool>}:`, so all of a pool's keys live in one
+Redis Cluster slot and each script touches a single slot. The prefix isolates tenants sharing one Redis.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+def check_name(kind: str, value: str) -> str:
+    """Pool names and prefixes go into key names and frames: keep them to a safe alphabet."""
+    from .errors import RedisPoolError
+
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise RedisPoolError(f"{kind} {value!r} must be 1-100 characters of letters, digits, '_', '.', '-'")
+    return value
+
+
+@dataclass(frozen=True)
+class PoolKeys:
+    """Key names for one pool. `base` is the tagged prefix that scripts extend for per-worker inboxes."""
+
+    prefix: str
+    pool: str
+
+    def __post_init__(self) -> None:
+        check_name("prefix", self.prefix)
+        check_name("pool name", self.pool)
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.pool}}}:"
+
+    def key(self, name: str) -> str:
+        return self.base + name
+
+    @property
+    def shared(self) -> list[str]:
+        """The keys every script receives first, in the order `_lib.lua` names them."""
+        return [self.key(n) for n in SHARED_KEYS]
+
+    def inbox(self, worker_id: str) -> str:
+        return self.key(f"inbox:{worker_id}")
+
+    def reply(self, client_id: str) -> str:
+        return self.key(f"reply:{client_id}")
+
+    def result(self, task_id: str) -> str:
+        return self.key(f"result:{task_id}")
+
+
+# Order matters: _lib.lua reads KEYS[1..10] under these names.
+SHARED_KEYS = (
+    "idle",      # LIST, the idle-slot stack (RPUSH/RPOP: last in, first out)
+    "running",   # STRING int, slots leased to tasks
+    "capacity",  # STRING int, the cluster-wide cap; absent = number of registered slots
+    "slots",     # HASH slot id -> worker id, the registered slots
+    "waiting",   # LIST of parked task ids, oldest first
+    "tasks",     # HASH task id -> envelope, for every parked or running task
+    "leases",    # HASH slot id -> task id, the task each busy slot runs
+    "owner",     # HASH task id -> slot id, the reverse of leases
+    "parked",    # HASH task id -> reply key of the parked submitter
+    "handoff",   # HASH slot id -> id of the task whose release handed this slot its current task
+)

@@ -1,0 +1,210 @@
+"""Pool: the submitting side of a distributed GoPool (submit, block while full, map, inspect)."""
+from __future__ import annotations
+
+import collections
+import time
+import uuid
+from typing import Any, Iterable, Iterator
+
+import redis as redis_py
+
+from . import protocol
+from .backend import DISPATCHED, FULL, Backend, connect
+from .config import Settings, resolve_url
+from .errors import BackendError, PoolClosed, PoolFull, PoolTimeout, RedisPoolError, ResultTimeout
+from .future import TaskFuture
+from .keys import PoolKeys
+from .listener import ReplyListener
+
+# A blocked submitter re-reads its task's real state this often, in case a grant frame went missing.
+RECHECK_S = 2.0
+
+
+class Pool:
+    """A bounded pool of worker slots in Redis, shared by every process that opens the same name.
+
+    name: the pool; every key it uses shares the hash tag `{name}`.
+    url: Redis URL; defaults to env REDISPOOL_URL, then REDIS_URL, then redis://localhost:6379/0.
+    redis: an existing redis-py (or fakeredis) client to use instead of `url`; the pool does not close it.
+    capacity: when given, sets the cluster-wide cap (see `set_capacity`).
+    settings: key prefix, result TTL and message size limit (default: `Settings.from_env()`).
+    """
+
+    def __init__(self, name: str = "default", url: str | None = None, *, redis: redis_py.Redis | None = None,
+                 capacity: int | None = None, settings: Settings | None = None) -> None:
+        self.name = name
+        self.settings = settings or Settings.from_env()
+        self.keys = PoolKeys(self.settings.prefix, name)
+        self._owns_client = redis is None
+        self.backend = Backend(redis if redis is not None else connect(resolve_url(url)), self.keys)
+        self.client_id = uuid.uuid4().hex
+        self._replies = ReplyListener(self.backend, self.keys.reply(self.client_id))
+        if capacity is not None:
+            self.set_capacity(capacity)
+
+    # -- submitting ------------------------------------------------------------------------------------
+    def submit(self, task_name: str, /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Run `task_name(*args, **kwargs)` on a worker; blocks while the pool is full."""
+        return self.submit_with(task_name, args, kwargs)
+
+    def submit_with(self, task_name: str, args: tuple | list = (), kwargs: dict[str, Any] | None = None, *,
+                    block: bool = True, timeout: float | None = None) -> TaskFuture:
+        """Submit with control over waiting.
+
+        block=False: raise PoolFull at once when no slot is free or other submitters are waiting.
+        timeout: seconds to wait for a slot (None: forever); on expiry the task is withdrawn and
+        PoolTimeout raised. Arguments msgpack cannot encode raise SerializationError before any write.
+        """
+        self._check_open()
+        if timeout is not None and timeout < 0:
+            raise RedisPoolError(f"timeout must be >= 0 seconds, not {timeout!r}")
+        task_id = uuid.uuid4().hex
+        envelope = protocol.encode_envelope(task_id, self._replies.reply_key, task_name, args, kwargs,
+                                            max_bytes=self.settings.max_message_bytes)
+        future = TaskFuture(task_id, task_name)
+        grant = self._replies.expect(future, parked_wait=block)
+        try:
+            code = self.backend.acquire(task_id, envelope, self._replies.reply_key, park=block)
+        except BaseException:
+            self._replies.forget(task_id)
+            raise
+        if code == DISPATCHED:
+            self._replies.granted(task_id)
+            return future
+        if code == FULL:
+            self._replies.forget(task_id)
+            raise PoolFull(self.name)
+        assert grant is not None
+        self._wait_for_grant(task_id, grant, timeout)
+        return future
+
+    def _wait_for_grant(self, task_id: str, grant: Any, timeout_s: float | None) -> None:
+        """Block until the parked task is dispatched; on timeout or interrupt, withdraw it atomically."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            while True:
+                remaining = RECHECK_S if deadline is None else min(RECHECK_S, deadline - time.monotonic())
+                if remaining > 0 and grant.wait(remaining):
+                    if self._replies.closed:
+                        raise PoolClosed(f"pool {self.name!r} closed while a submit was waiting")
+                    return
+                if deadline is not None and time.monotonic() >= deadline:
+                    if self.backend.withdraw(task_id):
+                        self._replies.forget(task_id)
+                        raise PoolTimeout(self.name, timeout_s or 0.0)
+                    self._replies.granted(task_id)  # dispatched just before the deadline
+                    return
+                if not self.backend.is_parked(task_id):  # the grant frame was lost; the state is the truth
+                    self._replies.granted(task_id)
+                    return
+        except (PoolTimeout, PoolClosed):
+            raise
+        except BaseException:
+            # Interrupted (Ctrl-C, Redis error): never leave a parked task behind that nobody waits for.
+            try:
+                if self.backend.withdraw(task_id):
+                    self._replies.forget(task_id)
+            except BackendError:
+                pass
+            raise
+
+    def map(self, task_name: str, iterable: Iterable[Any], *, max_in_flight: int | None = None) -> Iterator[Any]:
+        """Yield `task_name(item)` for each item, in input order, with at most max_in_flight outstanding.
+
+        Each item is one positional argument (tuples are not splatted). Default max_in_flight: twice the
+        pool's capacity (at least 1). The first task error is raised when its turn comes.
+        """
+        limit = max_in_flight if max_in_flight is not None else max(1, 2 * self.capacity())
+        if limit < 1:
+            raise RedisPoolError(f"max_in_flight must be >= 1, not {limit!r}")
+        window: collections.deque[TaskFuture] = collections.deque()
+        try:
+            for item in iterable:
+                if len(window) >= limit:
+                    yield window.popleft().result()
+                window.append(self.submit_with(task_name, (item,)))
+            while window:
+                yield window.popleft().result()
+        finally:
+            for future in window:
+                future.cancel()
+
+    # -- results ----------------------------------------------------------------------------------------
+    def result(self, task_id: str, timeout: float | None = None) -> Any:
+        """A task's result by id, from any process, waiting up to `timeout` seconds (None: forever).
+
+        Results are kept for `settings.result_ttl_s` (default one day). Raises the task's error, or
+        ResultTimeout when no result appeared in time.
+        """
+        future = self._replies.pending(task_id)
+        if future is not None:
+            return future.result(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait_s = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            frame = self.backend.read_result(task_id, max(0.0, wait_s))
+            if frame is not None:
+                got_id, status, value = protocol.parse_result(frame)
+                value, error = protocol.outcome(got_id, status, value)
+                if error is not None:
+                    raise error
+                return value
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(f"no result for task {task_id} within {timeout:g} s")
+
+    # -- inspection and control -------------------------------------------------------------------------
+    def running(self) -> int:
+        return int(self.stats()["running"])
+
+    def capacity(self) -> int:
+        return int(self.stats()["capacity"])
+
+    def idle(self) -> int:
+        return int(self.stats()["idle"])
+
+    def set_capacity(self, n: int | None) -> None:
+        """Set the cluster-wide cap on concurrently running tasks; None restores the default (the number
+        of registered worker slots). Raising it dispatches waiting tasks at once."""
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise RedisPoolError(f"capacity must be an int >= 0 or None, not {n!r}")
+        self.backend.set_capacity(n)
+
+    def stats(self) -> dict[str, Any]:
+        """running, capacity, idle, waiting (parked tasks), slots, workers, and this client's in-flight."""
+        snap = self.backend.snapshot()
+        snap.update(pool=self.name, in_flight=self._replies.in_flight())
+        return snap
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        """Task names served by this pool's workers, with the options they declared."""
+        return self.backend.published_tasks()
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        """Live workers of this pool: id -> host, pid, concurrency, tasks."""
+        return self.backend.workers()
+
+    # -- lifetime ---------------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._replies.closed:
+            raise PoolClosed(f"pool {self.name!r} is closed")
+
+    def close(self) -> None:
+        """GoPool's Release: stop the reply listener, fail pending futures with PoolClosed, free connections."""
+        if self._replies.closed:
+            return
+        self._replies.close()
+        if self._owns_client:
+            self.backend.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._replies.closed
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Pool {self.name!r} prefix={self.settings.prefix!r}>"
