@@ -1,0 +1,6 @@
+"""`python -m redispool worker|demo|stats ...`."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
