@@ -107,7 +107,7 @@ class ReplyListener:
         thread = self._thread
         if thread is not None:
             try:
-                self.backend.push(self.reply_key, b"X")
+                self.backend.push(self.reply_key, protocol.WAKE)
             except BackendError:
                 pass
             deadline = time.monotonic() + timeout_s

@@ -4,7 +4,7 @@
     dispatch  = b"<slot id>|" + envelope                 (built by the Lua scripts, read by workers)
     reply     = b"G<task id>"                            (grant: a parked task was dispatched)
               | b"R<task id>|" + msgpack([status, value])  (outcome, also kept at the task's result key)
-              | b"X"                                     (wake the listener, e.g. on close)
+    wake      = b"X"   (pushed to a reply list or an inbox to wake its blocked reader at once, e.g. on close)
 
 Ids, slot ids and key names never contain "|", so the plain-text header splits unambiguously; only the
 msgpack body can be hostile and it is decoded with size limits.
@@ -21,6 +21,8 @@ from .errors import SerializationError, TaskError, TaskNotRegistered
 
 VERSION = 1
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+WAKE = b"X"
 
 # Outcome status codes in reply frames.
 OK, ERROR, NOT_REGISTERED, BAD_MESSAGE = 0, 1, 2, 3
@@ -65,7 +67,11 @@ def encode_envelope(task_id: str, reply_key: str, task: str, args: tuple | list,
     body: dict[str, Any] = {"v": VERSION, "task": task, "args": list(args), "kwargs": dict(kwargs or {})}
     if options:
         body["opts"] = options
-    data = f"{task_id}|{reply_key}|".encode() + pack(body)
+    packed = pack(body)
+    # Decode what we send under the workers' limits (e.g. map keys must be strings), so a message a
+    # worker would refuse is refused here, before anything reaches Redis.
+    unpack(packed, max_bytes)
+    data = f"{task_id}|{reply_key}|".encode() + packed
     if len(data) > max_bytes:
         raise SerializationError(f"task {task!r} message is {len(data)} bytes, over the {max_bytes} byte limit")
     return data

@@ -106,6 +106,7 @@ class Worker:
             self._stop_requested.set()
             try:
                 busy = self.backend.deregister(self.id, self.slots)
+                self.backend.push(self.inbox, protocol.WAKE)
                 log.info("worker %s draining: %d task(s) in flight", self.id, busy)
             except BackendError as exc:
                 log.error("worker %s could not deregister: %s", self.id, exc)
@@ -147,14 +148,17 @@ class Worker:
                 self._draining.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 2.0)
                 continue
-            for frame in frames:
-                self._frames.put(frame)
+            self._enqueue(frames)
         # Deregistered: nothing new can arrive; run what was dispatched before that.
         try:
-            for frame in self.backend.drain(self.inbox):
-                self._frames.put(frame)
+            self._enqueue(self.backend.drain(self.inbox))
         except BackendError as exc:
             log.error("worker %s could not drain its inbox: %s", self.id, exc)
+
+    def _enqueue(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            if frame != protocol.WAKE:
+                self._frames.put(frame)
 
     def _execute_loop(self) -> None:
         while True:
