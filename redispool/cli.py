@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the pool end to end on REDISPOOL_URL or an embedded Redis")
     demo.add_argument("--tasks", type=_positive_int, default=3000, help="tasks to submit (default 3000)")
-    demo.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
+    demo.add_argument("--workers", type=int, default=2,
+                      help="worker processes to start (default 2; 0 = use workers already serving --pool)")
+    demo.add_argument("--pool", default=None, help="pool name (default: a fresh demo-<pid> pool)")
     demo.add_argument("--concurrency", type=_positive_int, default=4, help="slots per worker (default 4)")
 
     stats = sub.add_parser("stats", help="print a pool's state as JSON")
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from .demo import run_demo
 
-            return run_demo(tasks=args.tasks, workers=args.workers, concurrency=args.concurrency)
+            return run_demo(tasks=args.tasks, workers=args.workers, concurrency=args.concurrency, pool_name=args.pool)
         if args.command == "stats":
             from .pool import Pool
 

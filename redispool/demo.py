@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .embedded import embedded_server
+from .errors import RedisPoolError
 from .pool import Pool
 
 
@@ -62,18 +63,19 @@ def _wait_for_slots(pool: Pool, slots: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while pool.stats()["slots"] < slots:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"workers did not register {slots} slots within {timeout_s:g} s")
+            raise RedisPoolError(f"workers did not register {slots} slots within {timeout_s:g} s")
         time.sleep(0.05)
 
 
-def run_demo(tasks: int = 3000, workers: int = 2, concurrency: int = 4) -> int:
+def run_demo(tasks: int = 3000, workers: int = 2, concurrency: int = 4, pool_name: str | None = None) -> int:
+    """Returns the exit code: 0 when every result was right and the pool ended idle."""
     console = Console()
-    pool_name = f"demo-{os.getpid()}"
+    pool_name = pool_name or f"demo-{os.getpid()}"
     with _redis_url(console) as url:
         procs = _start_workers(url, pool_name, workers, concurrency)
         try:
             with Pool(pool_name, url) as pool:
-                _wait_for_slots(pool, workers * concurrency)
+                _wait_for_slots(pool, max(1, workers * concurrency))
                 latencies: list[float] = []
                 wrong = 0
                 progress = Progress(TextColumn("[bold]submitting"), BarColumn(), MofNCompleteColumn(),
@@ -109,7 +111,8 @@ def _submit_all(pool: Pool, tasks: int) -> Iterator[tuple[float, object]]:
 def _report(console: Console, tasks: int, elapsed: float, latencies: list[float], final: dict[str, object],
             wrong: int, codes: list[int], workers: int, concurrency: int) -> None:
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-    table = Table(title=f"redispool demo: {tasks} tasks, {workers} worker processes x {concurrency} slots")
+    shape = f"{workers} worker processes x {concurrency} slots" if workers else f"{final['slots']} slots"
+    table = Table(title=f"redispool demo: {tasks} tasks, {shape}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("throughput", f"{tasks / elapsed:,.0f} tasks/s")
@@ -118,5 +121,6 @@ def _report(console: Console, tasks: int, elapsed: float, latencies: list[float]
     table.add_row("wrong results", str(wrong))
     for key in ("running", "capacity", "idle", "waiting", "slots", "workers"):
         table.add_row(f"final {key}", str(final[key]))
-    table.add_row("worker exit codes", ", ".join(map(str, codes)))
+    if codes:
+        table.add_row("worker exit codes", ", ".join(map(str, codes)))
     console.print(table)
