@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import atexit
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from .config import Settings
 from .errors import (BackendError, PoolClosed, PoolFull, PoolTimeout, RedisPoolError, ResultTimeout,
@@ -41,6 +41,6 @@ def default_pool() -> Pool:
         return _default
 
 
-def submit(task_name: str, /, *args: Any, **kwargs: Any) -> TaskFuture:
+def submit(task_name: str | Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
     """`Pool.submit` on the default pool: blocks while the pool is full, returns a TaskFuture."""
     return default_pool().submit(task_name, *args, **kwargs)

@@ -8,13 +8,17 @@ pop can never swallow an element (see shared/DESIGN-NOTES.md, note 2).
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from importlib import resources
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import redis
 
 from .errors import BackendError
 from .keys import PoolKeys
+
+log = logging.getLogger("redispool")
 
 BLOCK_S = 1.0
 SOCKET_TIMEOUT_S = 10.0
@@ -44,7 +48,8 @@ class Backend:
     """One pool's view of Redis: typed calls in, small results out, BackendError on failure."""
 
     def __init__(self, client: redis.Redis, keys: PoolKeys) -> None:
-        self.client = client
+        # Typed loosely: redis-py's response types are unions of every RESP shape.
+        self.client: Any = client
         self.keys = keys
         self._scripts = {name: client.register_script(_script_source(name)) for name in SCRIPT_NAMES}
 
@@ -91,6 +96,22 @@ class Backend:
             got = self.client.blmpop(block_s, 1, key, direction="LEFT", count=count)
             return list(got[1]) if got else []
         return self._call("blmpop", pop)
+
+    def batches(self, key: str, count: int, stop: threading.Event) -> Iterator[list[bytes]]:
+        """Yield batches popped from key until stop is set; Redis errors are logged and retried with
+        backoff (0.05 s doubling to 2 s), so a reader thread outlives a Redis restart."""
+        backoff_s = 0.05
+        while not stop.is_set():
+            try:
+                frames = self.pop_many(key, count)
+            except BackendError as exc:
+                log.warning("reading %s: %s; retrying in %.2f s", key, exc, backoff_s)
+                stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+                continue
+            backoff_s = 0.05
+            if frames:
+                yield frames
 
     def drain(self, key: str) -> list[bytes]:
         """Take everything left in a list without blocking (a draining worker's last inbox read)."""

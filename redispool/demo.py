@@ -20,6 +20,7 @@ from rich.table import Table
 
 from .embedded import embedded_server
 from .errors import RedisPoolError
+from .future import TaskFuture
 from .pool import Pool
 
 
@@ -97,9 +98,9 @@ def run_demo(tasks: int = 3000, workers: int = 2, concurrency: int = 4, pool_nam
     return 0 if wrong == 0 and all(code == 0 for code in codes) and final["running"] == 0 else 1
 
 
-def _submit_all(pool: Pool, tasks: int) -> Iterator[tuple[float, object]]:
+def _submit_all(pool: Pool, tasks: int) -> Iterator[tuple[float, TaskFuture]]:
     """Submit with a bounded window (submit blocks when the pool is full) and yield in order."""
-    window: list[tuple[float, object]] = []
+    window: list[tuple[float, TaskFuture]] = []
     limit = 2 * pool.capacity()
     for i in range(tasks):
         window.append((time.perf_counter(), pool.submit("demo.square", i)))

@@ -67,16 +67,7 @@ class ReplyListener:
                     self._thread.start()
 
     def _loop(self) -> None:
-        backoff_s = 0.05
-        while not self._closed.is_set():
-            try:
-                frames = self.backend.pop_many(self.reply_key, self.BATCH)
-                backoff_s = 0.05
-            except BackendError as exc:
-                log.warning("reply listener: %s; retrying in %.2fs", exc, backoff_s)
-                self._closed.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 2.0)
-                continue
+        for frames in self.backend.batches(self.reply_key, self.BATCH, self._closed):
             for frame in frames:
                 self._handle(frame)
 

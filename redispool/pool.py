@@ -4,7 +4,7 @@ from __future__ import annotations
 import collections
 import time
 import uuid
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import redis as redis_py
 
@@ -15,6 +15,7 @@ from .errors import BackendError, PoolClosed, PoolFull, PoolTimeout, RedisPoolEr
 from .future import TaskFuture
 from .keys import PoolKeys
 from .listener import ReplyListener
+from .registry import task_name_of
 
 # A blocked submitter re-reads its task's real state this often, in case a grant frame went missing.
 RECHECK_S = 2.0
@@ -43,12 +44,15 @@ class Pool:
             self.set_capacity(capacity)
 
     # -- submitting ------------------------------------------------------------------------------------
-    def submit(self, task_name: str, /, *args: Any, **kwargs: Any) -> TaskFuture:
-        """Run `task_name(*args, **kwargs)` on a worker; blocks while the pool is full."""
+    def submit(self, task_name: str | Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Run `task_name(*args, **kwargs)` on a worker; blocks while the pool is full.
+
+        task_name: a registered name, or the @task-decorated function itself."""
         return self.submit_with(task_name, args, kwargs)
 
-    def submit_with(self, task_name: str, args: tuple | list = (), kwargs: dict[str, Any] | None = None, *,
-                    block: bool = True, timeout: float | None = None) -> TaskFuture:
+    def submit_with(self, task_name: str | Callable[..., Any], args: tuple | list = (),
+                    kwargs: dict[str, Any] | None = None, *, block: bool = True,
+                    timeout: float | None = None) -> TaskFuture:
         """Submit with control over waiting.
 
         block=False: raise PoolFull at once when no slot is free or other submitters are waiting.
@@ -58,6 +62,7 @@ class Pool:
         self._check_open()
         if timeout is not None and timeout < 0:
             raise RedisPoolError(f"timeout must be >= 0 seconds, not {timeout!r}")
+        task_name = task_name_of(task_name)
         task_id = uuid.uuid4().hex
         envelope = protocol.encode_envelope(task_id, self._replies.reply_key, task_name, args, kwargs,
                                             max_bytes=self.settings.max_message_bytes)
@@ -108,7 +113,8 @@ class Pool:
                 pass
             raise
 
-    def map(self, task_name: str, iterable: Iterable[Any], *, max_in_flight: int | None = None) -> Iterator[Any]:
+    def map(self, task_name: str | Callable[..., Any], iterable: Iterable[Any], *,
+            max_in_flight: int | None = None) -> Iterator[Any]:
         """Yield `task_name(item)` for each item, in input order, with at most max_in_flight outstanding.
 
         Each item is one positional argument (tuples are not splatted). Default max_in_flight: twice the

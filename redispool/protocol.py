@@ -53,7 +53,8 @@ def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
         raise SerializationError(f"message of {len(data)} bytes exceeds the {max_bytes} byte limit")
     try:
         return msgpack.unpackb(
-            data, raw=False, strict_map_key=True, use_list=True, max_bin_len=max_bytes, max_str_len=max_bytes, max_array_len=max_bytes,
+            data, raw=False, strict_map_key=True, use_list=True, max_bin_len=max_bytes,
+            max_str_len=max_bytes, max_array_len=max_bytes,
             max_map_len=max_bytes // 2, max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises several unrelated types for bad input
@@ -92,7 +93,8 @@ def split_dispatch(frame: bytes) -> tuple[str, str, str, bytes]:
 def decode_body(task_id: str, reply_key: str, body: bytes, max_bytes: int) -> TaskMessage:
     data = unpack(body, max_bytes)
     if not isinstance(data, dict) or data.get("v") != VERSION:
-        raise SerializationError(f"unknown message version {data.get('v') if isinstance(data, dict) else data!r}")
+        version = data.get("v") if isinstance(data, dict) else data
+        raise SerializationError(f"unknown message version {version!r}")
     task, args, kwargs = data.get("task"), data.get("args"), data.get("kwargs")
     if not isinstance(task, str) or not isinstance(args, list) or not isinstance(kwargs, dict):
         raise SerializationError("message lacks task, args or kwargs")

@@ -54,6 +54,16 @@ def _origin(f: Callable[..., Any]) -> str:
     return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', repr(f))}"
 
 
+def task_name_of(task_ref: str | Callable[..., Any]) -> str:
+    """Submitters may name a task or pass the decorated function itself."""
+    if isinstance(task_ref, str):
+        return task_ref
+    name = getattr(task_ref, "task_name", None)
+    if not isinstance(name, str):
+        raise RedisPoolError(f"{task_ref!r} is neither a task name nor a function decorated with @task")
+    return name
+
+
 def lookup(name: str) -> TaskSpec | None:
     return _TASKS.get(name)
 

@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any
 
 import redis as redis_py
 
@@ -138,16 +137,7 @@ class Worker:
 
     # -- the loops -------------------------------------------------------------------------------------------
     def _inbox_loop(self) -> None:
-        backoff_s = 0.05
-        while not self._draining.is_set():
-            try:
-                frames = self.backend.pop_many(self.inbox, self.concurrency)
-                backoff_s = 0.05
-            except BackendError as exc:
-                log.warning("worker %s inbox: %s; retrying in %.2fs", self.id, exc, backoff_s)
-                self._draining.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 2.0)
-                continue
+        for frames in self.backend.batches(self.inbox, self.concurrency, self._draining):
             self._enqueue(frames)
         # Deregistered: nothing new can arrive; run what was dispatched before that.
         try:

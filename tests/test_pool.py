@@ -19,6 +19,17 @@ def test_submit_returns_future_with_result(make_pool, make_worker):
     assert pool.submit("t.echo", {"a": [1, 2.5, None, "x", b"\x00"]}).result(10) == {"a": [1, 2.5, None, "x", b"\x00"]}
 
 
+def test_submit_accepts_the_decorated_function(make_pool, make_worker):
+    from tests import tasks
+
+    make_worker()
+    pool = make_pool()
+    assert pool.submit(tasks.add, 1, 2).result(10) == 3
+    assert list(pool.map(tasks.echo, [1, 2])) == [1, 2]
+    with pytest.raises(redispool.RedisPoolError):
+        pool.submit(print, 1)
+
+
 def test_kwargs_reach_the_task(make_pool, make_worker):
     make_worker()
     assert make_pool().submit("t.add", a=1, b=2).result(10) == 3

@@ -8,7 +8,6 @@ import sys
 import threading
 
 import pytest
-import redis
 
 import redispool
 from tests.conftest import ROOT
@@ -74,7 +73,7 @@ def test_blocked_submitters_are_dispatched_in_the_order_they_blocked(pool, worke
         thread = threading.Thread(target=submit, args=(i,))
         thread.start()
         threads.append(thread)
-        wait_until(lambda: pool.stats()["waiting"] == i + 1, message=f"submitter {i} parked")
+        wait_until(lambda n=i + 1: pool.stats()["waiting"] == n, message=f"submitter {i} parked")
     real_redis.rpush("gate", 1)
     for thread in threads:
         thread.join(30)
