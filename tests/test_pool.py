@@ -341,3 +341,22 @@ def test_result_frames_round_trip():
     frame = protocol.result_frame("abc", protocol.OK, [1, "x"])
     assert protocol.parse_result(frame) == ("abc", protocol.OK, [1, "x"])
     assert protocol.parse_result(b"Rabc|\xc1")[1] == protocol.BAD_MESSAGE
+
+
+def drop_grant_frames(pool: redispool.Pool) -> None:
+    """Make the listener lose every grant frame, as if it had vanished in transit."""
+    handle = pool._replies._handle
+    pool._replies._handle = lambda frame: None if frame[:1] == b"G" else handle(frame)  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("timeout_s", [None, 0.8])
+def test_submitter_whose_grant_is_lost_still_returns_its_dispatched_future(make_pool, make_worker, timeout_s):
+    """Both sides of the wait: the grant never arrives, yet the task was dispatched, so submit returns its
+    future (found by re-reading the task's state, or by a withdraw that finds nothing left to withdraw)."""
+    make_worker(concurrency=1)
+    pool = make_pool()
+    drop_grant_frames(pool)
+    pool.submit("t.sleep", 0.2)
+    future = pool.submit_with("t.echo", ("dispatched",), timeout=timeout_s)
+    assert future.result(10) == "dispatched"
+    assert pool.stats()["waiting"] == 0
