@@ -13,8 +13,10 @@ import threading
 from typing import Any, Callable
 
 from .config import Settings
-from .errors import (BackendError, PoolClosed, PoolFull, PoolTimeout, RedisPoolError, ResultTimeout,
-                     SerializationError, TaskError, TaskNotRegistered)
+from .dead_letters import DeadLetter
+from .errors import (BackendError, PoolClosed, PoolFull, PoolTimeout, RedisPoolError, ResultTimeout, Retry,
+                     SerializationError, TaskError, TaskLost, TaskNotRegistered, TaskTimeout, WorkerLost)
+from .options import TaskOptions
 from .future import TaskFuture
 from .pool import Pool
 from .registry import task
@@ -23,7 +25,8 @@ from .worker import Worker
 __all__ = [
     "Pool", "Worker", "TaskFuture", "Settings", "task", "submit", "default_pool",
     "RedisPoolError", "PoolFull", "PoolTimeout", "PoolClosed", "TaskNotRegistered", "TaskError",
-    "SerializationError", "ResultTimeout", "BackendError",
+    "SerializationError", "ResultTimeout", "BackendError", "WorkerLost", "TaskLost", "TaskTimeout", "Retry",
+    "TaskOptions", "DeadLetter",
 ]
 
 _default: Pool | None = None

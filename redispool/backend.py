@@ -41,7 +41,14 @@ def _script_source(name: str) -> str:
     return (folder / "_lib.lua").read_text() + (folder / f"{name}.lua").read_text()
 
 
-SCRIPT_NAMES = ("acquire", "release", "withdraw", "register", "deregister", "set_capacity")
+SCRIPT_NAMES = ("acquire", "release", "withdraw", "register", "heartbeat", "deregister", "abandon", "reap",
+                "set_capacity", "bury", "requeue_dead")
+
+# Release modes (see release.lua).
+DONE, DEAD, RETRY, LOST = "done", "dead", "retry", "lost"
+
+# Task states, as `task_states` reads them.
+PARKED_STATE, ACTIVE_STATE, DONE_STATE, MISSING_STATE = "parked", "active", "done", "missing"
 
 
 class Backend:
@@ -70,21 +77,39 @@ class Backend:
         return int(self._script("acquire", [self.keys.result(task_id)],
                                 [task_id, envelope, reply_key, "park" if park else "try"]))
 
-    def release(self, slot: str, task_id: str, reply_key: str, frame: bytes, result_ttl_ms: int) -> bytes | None:
-        """Record an outcome; returns the envelope of a parked task this slot must run next, if any."""
+    def release(self, slot: str, task_id: str, attempt: int, reply_key: str, mode: str, frame: bytes,
+                result_ttl_ms: int, delay_ms: int = 0, error: str = "") -> bytes | None:
+        """End a run (mode DONE, DEAD, RETRY or LOST); returns the dispatch frame of a parked task this slot
+        must run next, if any. A stale release (the lease moved on) writes nothing and returns None."""
         answer = self._script("release", [self.keys.result(task_id), reply_key],
-                              [slot, task_id, frame, result_ttl_ms])
+                              [slot, task_id, attempt, mode, frame, result_ttl_ms, delay_ms, error])
         return answer[1] if answer[0] == 2 else None
 
     def withdraw(self, task_id: str) -> bool:
         return bool(self._script("withdraw", [], [task_id]))
 
-    def register(self, worker_id: str, record: dict[str, Any], slots: list[str]) -> int:
-        return int(self._script("register", [self.keys.key("workers")],
-                                [worker_id, json.dumps(record), *slots]))
+    def register(self, worker_id: str, record: dict[str, Any], heartbeat_ttl_ms: int, slots: list[str]) -> int:
+        return int(self._script("register", [], [worker_id, json.dumps(record), heartbeat_ttl_ms, *slots]))
+
+    def heartbeat(self, worker_id: str, ttl_ms: int, draining: bool = False) -> bool:
+        """False when the worker is no longer registered and must register again with fresh slots."""
+        return bool(self._script("heartbeat", [], [worker_id, ttl_ms, "draining" if draining else ""]))
 
     def deregister(self, worker_id: str, slots: list[str]) -> int:
-        return int(self._script("deregister", [self.keys.key("workers")], [worker_id, *slots]))
+        return int(self._script("deregister", [], [worker_id, *slots]))
+
+    def abandon(self, worker_id: str, slots: list[str]) -> int:
+        return int(self._script("abandon", [], [worker_id, *slots]))
+
+    def reap(self, lock_ms: int, result_ttl_ms: int) -> int:
+        """Recover dead workers' slots and tasks; -1 when another reap ran within lock_ms."""
+        return int(self._script("reap", [self.keys.key("reaper")], [lock_ms, result_ttl_ms]))
+
+    def bury(self, record_id: str, data: bytes, error: str) -> None:
+        self._script("bury", [], [record_id, data, error])
+
+    def requeue_dead(self, task_id: str, envelope: bytes) -> bool:
+        return bool(self._script("requeue_dead", [self.keys.result(task_id)], [task_id, envelope]))
 
     def set_capacity(self, capacity: int | None) -> int:
         return int(self._script("set_capacity", [], ["" if capacity is None else str(capacity)]))
@@ -97,21 +122,27 @@ class Backend:
             return list(got[1]) if got else []
         return self._call("blmpop", pop)
 
-    def batches(self, key: str, count: int, stop: threading.Event) -> Iterator[list[bytes]]:
-        """Yield batches popped from key until stop is set; Redis errors are logged and retried with
-        backoff (0.05 s doubling to 2 s), so a reader thread outlives a Redis restart."""
-        backoff_s = 0.05
+    def batches(self, key: str | Callable[[], str], count: int, stop: threading.Event,
+                on_recover: Callable[[], object] | None = None) -> Iterator[list[bytes]]:
+        """Yield batches popped from key (re-read each time when a callable; empty after a quiet wait of
+        BLOCK_S) until stop is set. Redis
+        errors are logged and retried with backoff (0.05 s doubling to 2 s), so a reader thread outlives a
+        Redis restart; on_recover runs once Redis answers again after a failure."""
+        backoff_s, failed = 0.05, False
         while not stop.is_set():
+            name = key() if callable(key) else key
             try:
-                frames = self.pop_many(key, count)
+                frames = self.pop_many(name, count)
             except BackendError as exc:
-                log.warning("reading %s: %s; retrying in %.2f s", key, exc, backoff_s)
+                log.warning("reading %s: %s; retrying in %.2f s", name, exc, backoff_s)
+                failed = True
                 stop.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 2.0)
                 continue
-            backoff_s = 0.05
-            if frames:
-                yield frames
+            if failed and on_recover is not None:
+                on_recover()
+            backoff_s, failed = 0.05, False
+            yield frames  # empty after a quiet wait, so readers get a chance to do periodic work
 
     def drain(self, key: str) -> list[bytes]:
         """Take everything left in a list without blocking (a draining worker's last inbox read)."""
@@ -135,8 +166,49 @@ class Backend:
     def delete(self, *keys: str) -> None:
         self._call("del", lambda: self.client.delete(*keys))
 
-    def is_parked(self, task_id: str) -> bool:
-        return bool(self._call("hexists", lambda: self.client.hexists(self.keys.key("parked"), task_id)))
+    def task_states(self, task_ids: list[str]) -> dict[str, str]:
+        """Where Redis has each task: parked, active (running or backing off), done, or missing (lost)."""
+        k = self.keys.key
+
+        def read() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for task_id in task_ids:
+                pipe.hexists(k("parked"), task_id).hexists(k("tasks"), task_id).exists(self.keys.result(task_id))
+            return pipe.execute()
+
+        flags = self._call("task states", read) if task_ids else []
+        states = {}
+        for i, task_id in enumerate(task_ids):
+            parked, active, done = flags[3 * i: 3 * i + 3]
+            states[task_id] = (PARKED_STATE if parked else ACTIVE_STATE if active else DONE_STATE if done
+                               else MISSING_STATE)
+        return states
+
+    def dead_letters(self) -> list[tuple[dict[str, Any], bytes | None]]:
+        """(record, envelope) of each dead letter, oldest first."""
+        k = self.keys.key
+
+        def read() -> tuple[list[bytes], list[Any], list[Any]]:
+            ids = self.client.zrange(k("dead"), 0, -1)
+            if not ids:
+                return [], [], []
+            return ids, self.client.hmget(k("deadinfo"), ids), self.client.hmget(k("deadenv"), ids)
+
+        ids, infos, envelopes = self._call("dead letters", read)
+        return [(json.loads(info), env) for info, env in zip(infos, envelopes, strict=True) if info is not None]
+
+    def dead_envelope(self, task_id: str) -> bytes | None:
+        return self._call("hget", lambda: self.client.hget(self.keys.key("deadenv"), task_id))
+
+    def server_config(self) -> dict[str, str]:
+        """maxmemory-policy, appendonly and save, or {} where CONFIG is not allowed (managed Redis)."""
+        out: dict[str, str] = {}
+        for name in ("maxmemory-policy", "appendonly", "save"):
+            try:
+                out.update({str(k): str(v) for k, v in self.client.config_get(name).items()})
+            except redis.RedisError:
+                return {}
+        return out
 
     def publish_tasks(self, tasks: dict[str, dict[str, Any]]) -> None:
         if tasks:
@@ -151,6 +223,9 @@ class Backend:
         raw = self._call("hgetall", lambda: self.client.hgetall(self.keys.key("workers")))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
+    def delayed(self) -> int:
+        return int(self._call("zcard", lambda: self.client.zcard(self.keys.key("delayed"))))
+
     def snapshot(self) -> dict[str, Any]:
         """Counters for stats(), read in one pipelined round trip."""
         k = self.keys.key
@@ -158,13 +233,14 @@ class Backend:
         def read() -> list[Any]:
             pipe = self.client.pipeline(transaction=True)
             pipe.get(k("running")).get(k("capacity")).hlen(k("slots")).llen(k("idle"))
-            pipe.llen(k("waiting")).hlen(k("leases")).hlen(k("workers"))
+            pipe.llen(k("waiting")).hlen(k("leases")).hlen(k("workers")).zcard(k("delayed")).zcard(k("dead"))
             return pipe.execute()
 
-        running, capacity, slots, idle, waiting, leases, workers = self._call("stats", read)
+        running, capacity, slots, idle, waiting, leases, workers, delayed, dead = self._call("stats", read)
         return {"running": int(running or 0), "capacity": int(capacity) if capacity is not None else int(slots),
                 "capacity_set": capacity is not None, "slots": int(slots), "idle": int(idle),
-                "waiting": int(waiting), "leases": int(leases), "workers": int(workers)}
+                "waiting": int(waiting), "leases": int(leases), "workers": int(workers),
+                "delayed": int(delayed), "dead": int(dead)}
 
     def close(self) -> None:
         try:

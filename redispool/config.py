@@ -23,16 +23,20 @@ class Settings:
     prefix: key prefix isolating tenants on one Redis (env REDISPOOL_PREFIX, default "rp").
     result_ttl_s: how long a task's result stays fetchable by id (env REDISPOOL_RESULT_TTL, default 1 day).
     max_message_bytes: largest task message accepted at submit and decoded by workers (default 4 MiB).
+    redis_retry_s: how long a submit keeps retrying while Redis is unreachable (default 30 s).
     """
 
     prefix: str = "rp"
     result_ttl_s: float = 86400.0
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    redis_retry_s: float = 30.0
 
     def __post_init__(self) -> None:
         check_name("prefix", self.prefix)
         if not self.result_ttl_s > 0:
             raise RedisPoolError(f"result_ttl_s must be > 0, not {self.result_ttl_s!r}")
+        if not self.redis_retry_s >= 0:
+            raise RedisPoolError(f"redis_retry_s must be >= 0, not {self.redis_retry_s!r}")
         if not (isinstance(self.max_message_bytes, int) and self.max_message_bytes >= 64):
             raise RedisPoolError(f"max_message_bytes must be an int >= 64, not {self.max_message_bytes!r}")
 

@@ -60,3 +60,43 @@ class BackendError(RedisPoolError):
 
 class ResultTimeout(RedisPoolError, TimeoutError):
     """`Pool.result` waited its timeout and the task's result had not appeared."""
+
+
+class WorkerLost(RedisPoolError):
+    """The worker running the task died (or was paused past its heartbeat TTL) and the task was not
+    re-run: its `on_worker_lost` is "fail", or it reached `max_attempts` and was dead-lettered."""
+
+    def __init__(self, message: str, task_id: str | None = None, attempts: int = 0) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.attempts = attempts
+
+
+class TaskLost(RedisPoolError):
+    """Redis no longer knows the task (e.g. it restarted without persistence): it may or may not have run."""
+
+    def __init__(self, message: str, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class TaskTimeout(RedisPoolError):
+    """The task ran past its `time_limit` and was stopped."""
+
+    def __init__(self, message: str, task_id: str | None = None, time_limit_s: float | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.time_limit_s = time_limit_s
+
+
+class Retry(Exception):
+    """Raise inside a task to ask for another run after `delay` seconds (default: the task's backoff).
+
+    Honoured while the task has retries left (its `retries` option, or `max_retries` given here); the
+    slot is released during the delay. Deliberately not a RedisPoolError: it is a request, not a failure.
+    """
+
+    def __init__(self, delay: float | None = None, max_retries: int | None = None) -> None:
+        super().__init__(f"retry requested (delay={delay!r})")
+        self.delay = delay
+        self.max_retries = max_retries

@@ -52,17 +52,27 @@ class PoolKeys:
     def result(self, task_id: str) -> str:
         return self.key(f"result:{task_id}")
 
+    def heartbeat(self, worker_id: str) -> str:
+        return self.key(f"hb:{worker_id}")
 
-# Order matters: _lib.lua reads KEYS[1..10] under these names.
+
+# Order matters: _lib.lua reads KEYS[1..16] under these names.
 SHARED_KEYS = (
     "idle",      # LIST, the idle-slot stack (RPUSH/RPOP: last in, first out)
     "running",   # STRING int, slots leased to tasks
     "capacity",  # STRING int, the cluster-wide cap; absent = number of registered slots
     "slots",     # HASH slot id -> worker id, the registered slots
-    "waiting",   # LIST of parked task ids, oldest first
-    "tasks",     # HASH task id -> envelope, for every parked or running task
-    "leases",    # HASH slot id -> task id, the task each busy slot runs
+    "waiting",   # LIST of parked task ids, oldest first (re-dispatched tasks go to the front)
+    "tasks",     # HASH task id -> envelope, for every parked, running or backing-off task
+    "leases",    # HASH slot id -> "<task id>:<attempt>", the task each busy slot runs (the fencing token)
     "owner",     # HASH task id -> slot id, the reverse of leases
     "parked",    # HASH task id -> reply key of the parked submitter
     "handoff",   # HASH slot id -> id of the task whose release handed this slot its current task
+    "workers",   # HASH worker id -> JSON record (host, pid, concurrency, tasks)
+    "registry",  # HASH task name -> JSON options published by workers (read by the reaper)
+    "counts",    # HASH "<task id>:a|l|r" -> dispatches (attempts), worker losses, retries
+    "delayed",   # ZSET task id -> Redis-clock ms when a retry backoff ends
+    "dead",      # ZSET task id -> Redis-clock ms when it was dead-lettered (oldest trimmed first)
+    "deadinfo",  # HASH task id -> JSON record of a dead letter (task, error, attempts, when)
+    "deadenv",   # HASH task id -> envelope of a dead letter, for inspection and requeue
 )

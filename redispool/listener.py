@@ -2,7 +2,9 @@
 
 Workers' release scripts push outcome frames, and grant frames for parked tasks, to the submitting
 client's own reply list; this thread takes them in batches (BLMPOP with a count), so there is no
-per-task blocking call and no polling.
+per-task blocking call and no polling. Every SWEEP_S, and at once after Redis comes back from an outage,
+it asks Redis about futures that have waited a while: one whose task Redis no longer knows (a restart
+without persistence) fails with TaskLost instead of hanging.
 """
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import threading
 import time
 
 from . import protocol
-from .backend import Backend
-from .errors import BackendError, PoolClosed, SerializationError
+from .backend import MISSING_STATE, Backend
+from .errors import BackendError, PoolClosed, SerializationError, TaskLost
 from .future import TaskFuture
 
 log = logging.getLogger("redispool")
+
+SWEEP_S = 5.0
+SWEEP_CHUNK = 1000
 
 
 class ReplyListener:
@@ -28,27 +33,33 @@ class ReplyListener:
         self.reply_key = reply_key
         self._lock = threading.Lock()
         self._pending: dict[str, TaskFuture] = {}
+        self._confirmed: dict[str, float] = {}  # task id -> when Redis acknowledged it (monotonic)
         self._grants: dict[str, threading.Event] = {}
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_sweep = time.monotonic()
 
-    def expect(self, future: TaskFuture, parked_wait: bool) -> threading.Event | None:
-        """Register a future (and its grant event) before the task reaches Redis, so no frame is missed."""
+    def expect(self, future: TaskFuture) -> threading.Event:
+        """Register a future and its grant event before the task reaches Redis, so no frame is missed."""
         self._start()
+        event = threading.Event()
         with self._lock:
             self._pending[future.id] = future
-            if parked_wait:
-                event = self._grants[future.id] = threading.Event()
-                return event
-        return None
+            self._grants[future.id] = event
+        return event
+
+    def confirm(self, task_id: str, granted: bool) -> None:
+        """Redis has the task (dispatched, or parked when not granted): from now on a sweep may find it lost."""
+        with self._lock:
+            if task_id in self._pending:
+                self._confirmed[task_id] = time.monotonic()
+            if granted:
+                self._grants.pop(task_id, None)
 
     def forget(self, task_id: str) -> None:
         with self._lock:
             self._pending.pop(task_id, None)
-            self._grants.pop(task_id, None)
-
-    def granted(self, task_id: str) -> None:
-        with self._lock:
+            self._confirmed.pop(task_id, None)
             self._grants.pop(task_id, None)
 
     def pending(self, task_id: str) -> TaskFuture | None:
@@ -67,9 +78,21 @@ class ReplyListener:
                     self._thread.start()
 
     def _loop(self) -> None:
-        for frames in self.backend.batches(self.reply_key, self.BATCH, self._closed):
+        for frames in self.backend.batches(self.reply_key, self.BATCH, self._closed, on_recover=self.sweep):
             for frame in frames:
                 self._handle(frame)
+            if time.monotonic() - self._last_sweep >= SWEEP_S:
+                self.sweep(min_age_s=SWEEP_S)
+
+    def _settle(self, task_id: str, value: object, error: BaseException | None) -> None:
+        with self._lock:
+            future = self._pending.pop(task_id, None)
+            self._confirmed.pop(task_id, None)
+            event = self._grants.pop(task_id, None)
+        if event is not None:
+            event.set()
+        if future is not None:
+            future._resolve(value, error)
 
     def _handle(self, frame: bytes) -> None:
         kind = frame[:1]
@@ -78,22 +101,41 @@ class ReplyListener:
                 event = self._grants.pop(frame[1:].decode("ascii", "replace"), None)
             if event is not None:
                 event.set()
-        elif kind == b"R":
+        elif kind in (b"R", b"E"):
             try:
-                task_id, status, value = protocol.parse_result(frame)
+                task_id, value, error = protocol.parse_outcome(frame)
             except SerializationError as exc:
-                log.error("reply listener: dropped a malformed result frame: %s", exc)
+                log.error("reply listener: dropped a malformed outcome frame: %s", exc)
                 return
-            with self._lock:
-                future = self._pending.pop(task_id, None)
-                event = self._grants.pop(task_id, None)
-            if event is not None:
-                event.set()
-            if future is not None:
-                future._resolve(*protocol.outcome(task_id, status, value))
+            self._settle(task_id, value, error)
+
+    def sweep(self, min_age_s: float = 0.0) -> int:
+        """Fail with TaskLost the confirmed futures (older than min_age_s) whose task Redis no longer knows.
+        Tasks whose submitter still waits for a grant are skipped: that submitter parks them again."""
+        self._last_sweep = time.monotonic()
+        cutoff = time.monotonic() - min_age_s
+        with self._lock:
+            ids = [i for i, t in self._confirmed.items() if t <= cutoff and i not in self._grants]
+        lost = 0
+        for start in range(0, len(ids), SWEEP_CHUNK):
+            chunk = ids[start:start + SWEEP_CHUNK]
+            try:
+                states = self.backend.task_states(chunk)
+            except BackendError as exc:
+                log.warning("reply listener: sweep failed: %s", exc)
+                return lost
+            for task_id, state in states.items():
+                if state == MISSING_STATE:
+                    lost += 1
+                    self._settle(task_id, None, TaskLost(
+                        f"Redis no longer knows task {task_id} (restarted or failed over without its data); "
+                        "it may or may not have run", task_id))
+        if lost:
+            log.warning("reply listener: %d task(s) lost by Redis", lost)
+        return lost
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread (woken at once by an X frame) and fail what is still pending with PoolClosed."""
+        """Stop the thread (woken at once by a wake frame) and fail what is pending with PoolClosed."""
         self._closed.set()
         thread = self._thread
         if thread is not None:
@@ -101,11 +143,11 @@ class ReplyListener:
                 self.backend.push(self.reply_key, protocol.WAKE)
             except BackendError:
                 pass
-            deadline = time.monotonic() + timeout_s
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(timeout_s)
         with self._lock:
             pending, self._pending = self._pending, {}
             grants, self._grants = self._grants, {}
+            self._confirmed.clear()
         for event in grants.values():
             event.set()
         for future in pending.values():

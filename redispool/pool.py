@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import collections
+import logging
+import threading
 import time
 import uuid
 from typing import Any, Callable, Iterable, Iterator
@@ -9,16 +11,22 @@ from typing import Any, Callable, Iterable, Iterator
 import redis as redis_py
 
 from . import protocol
-from .backend import DISPATCHED, FULL, Backend, connect
+from .backend import ACTIVE_STATE, DISPATCHED, FULL, MISSING_STATE, PARKED_STATE, Backend, connect
 from .config import Settings, resolve_url
 from .errors import BackendError, PoolClosed, PoolFull, PoolTimeout, RedisPoolError, ResultTimeout
+from .dead_letters import DeadLetter
 from .future import TaskFuture
 from .keys import PoolKeys
 from .listener import ReplyListener
+from .options import TaskOptions, header_json
 from .registry import task_name_of
+
+log = logging.getLogger("redispool")
 
 # A blocked submitter re-reads its task's real state this often, in case a grant frame went missing.
 RECHECK_S = 2.0
+# ...and runs the reaper itself after waiting this long (a default heartbeat TTL), then as often again.
+REAP_AFTER_S = 10.0
 
 
 class Pool:
@@ -52,40 +60,64 @@ class Pool:
 
     def submit_with(self, task_name: str | Callable[..., Any], args: tuple | list = (),
                     kwargs: dict[str, Any] | None = None, *, block: bool = True,
-                    timeout: float | None = None) -> TaskFuture:
-        """Submit with control over waiting.
+                    timeout: float | None = None, **options: Any) -> TaskFuture:
+        """Submit with control over waiting and per-call task options.
 
         block=False: raise PoolFull at once when no slot is free or other submitters are waiting.
         timeout: seconds to wait for a slot (None: forever); on expiry the task is withdrawn and
-        PoolTimeout raised. Arguments msgpack cannot encode raise SerializationError before any write.
+        PoolTimeout raised. options: time_limit, retries, max_attempts, on_worker_lost (see TaskOptions),
+        overriding the task's declared ones. Bad arguments or options raise before anything is written.
+        While Redis is unreachable the submit retries for `settings.redis_retry_s`, then raises BackendError.
         """
         self._check_open()
-        if timeout is not None and timeout < 0:
+        if timeout is not None and not timeout >= 0:
             raise RedisPoolError(f"timeout must be >= 0 seconds, not {timeout!r}")
-        task_name = task_name_of(task_name)
+        name = task_name_of(task_name)
+        TaskOptions.check(options)
         task_id = uuid.uuid4().hex
-        envelope = protocol.encode_envelope(task_id, self._replies.reply_key, task_name, args, kwargs,
+        envelope = protocol.encode_envelope(task_id, self._replies.reply_key, name, args, kwargs, options,
                                             max_bytes=self.settings.max_message_bytes)
-        future = TaskFuture(task_id, task_name)
-        grant = self._replies.expect(future, parked_wait=block)
+        future = TaskFuture(task_id, name)
+        grant = self._replies.expect(future)
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            code = self.backend.acquire(task_id, envelope, self._replies.reply_key, park=block)
+            code = self._acquire(task_id, envelope, block, deadline)
         except BaseException:
             self._replies.forget(task_id)
             raise
         if code == DISPATCHED:
-            self._replies.granted(task_id)
+            self._replies.confirm(task_id, granted=True)
             return future
         if code == FULL:
             self._replies.forget(task_id)
             raise PoolFull(self.name)
-        assert grant is not None
-        self._wait_for_grant(task_id, grant, timeout)
+        self._replies.confirm(task_id, granted=False)
+        self._wait_for_grant(task_id, envelope, grant, timeout, deadline)
         return future
 
-    def _wait_for_grant(self, task_id: str, grant: Any, timeout_s: float | None) -> None:
-        """Block until the parked task is dispatched; on timeout or interrupt, withdraw it atomically."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    def _acquire(self, task_id: str, envelope: bytes, park: bool, deadline: float | None) -> int:
+        """The acquire script, re-sent with backoff while Redis is unreachable (it is idempotent)."""
+        give_up = time.monotonic() + self.settings.redis_retry_s
+        if deadline is not None:
+            give_up = min(give_up, deadline)
+        backoff_s = 0.05
+        while True:
+            try:
+                return self.backend.acquire(task_id, envelope, self._replies.reply_key, park=park)
+            except BackendError:
+                if time.monotonic() + backoff_s > give_up:
+                    raise
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 1.0)
+
+    def _wait_for_grant(self, task_id: str, envelope: bytes, grant: threading.Event, timeout_s: float | None,
+                        deadline: float | None) -> None:
+        """Block until the parked task is dispatched; on timeout or interrupt, withdraw it atomically.
+
+        Every RECHECK_S the task's real state is read from Redis (grant frames are hints): dispatched means
+        granted, and a task Redis no longer knows (restart) is parked again. After REAP_AFTER_S of waiting,
+        the submitter also runs the reaper, in case no live worker is left to run it."""
+        next_reap = time.monotonic() + REAP_AFTER_S
         try:
             while True:
                 remaining = RECHECK_S if deadline is None else min(RECHECK_S, deadline - time.monotonic())
@@ -94,31 +126,48 @@ class Pool:
                         raise PoolClosed(f"pool {self.name!r} closed while a submit was waiting")
                     return
                 if deadline is not None and time.monotonic() >= deadline:
-                    if self.backend.withdraw(task_id):
-                        self._replies.forget(task_id)
+                    if self._withdraw(task_id):
                         raise PoolTimeout(self.name, timeout_s or 0.0)
-                    self._replies.granted(task_id)  # dispatched just before the deadline
+                    self._replies.confirm(task_id, granted=True)  # dispatched just before the deadline
                     return
-                if not self.backend.is_parked(task_id):  # the grant frame was lost; the state is the truth
-                    self._replies.granted(task_id)
-                    return
+                try:
+                    state = self.backend.task_states([task_id])[task_id]
+                    if state == MISSING_STATE:  # Redis lost it (restart): park it again
+                        state = ACTIVE_STATE if self.backend.acquire(
+                            task_id, envelope, self._replies.reply_key, park=True) == DISPATCHED else PARKED_STATE
+                    if state != PARKED_STATE:
+                        self._replies.confirm(task_id, granted=True)
+                        return
+                    if time.monotonic() >= next_reap:
+                        next_reap = time.monotonic() + REAP_AFTER_S
+                        self.backend.reap(1000, self.settings.result_ttl_ms)
+                except BackendError as exc:
+                    log.warning("pool %r: waiting for a slot: %s", self.name, exc)
         except (PoolTimeout, PoolClosed):
             raise
         except BaseException:
-            # Interrupted (Ctrl-C, Redis error): never leave a parked task behind that nobody waits for.
-            try:
-                if self.backend.withdraw(task_id):
-                    self._replies.forget(task_id)
-            except BackendError:
-                pass
+            # Interrupted (Ctrl-C): never leave a parked task behind that nobody waits for.
+            self._withdraw(task_id)
             raise
 
+    def _withdraw(self, task_id: str) -> bool:
+        """Take a parked task back; True when it will not run (also when Redis is unreachable: then it is
+        gone with Redis or, with persistence, runs with nobody waiting; its result stays readable by id)."""
+        try:
+            withdrawn = self.backend.withdraw(task_id)
+        except BackendError:
+            withdrawn = True
+        if withdrawn:
+            self._replies.forget(task_id)
+        return withdrawn
+
     def map(self, task_name: str | Callable[..., Any], iterable: Iterable[Any], *,
-            max_in_flight: int | None = None) -> Iterator[Any]:
+            max_in_flight: int | None = None, **options: Any) -> Iterator[Any]:
         """Yield `task_name(item)` for each item, in input order, with at most max_in_flight outstanding.
 
         Each item is one positional argument (tuples are not splatted). Default max_in_flight: twice the
-        pool's capacity (at least 1). The first task error is raised when its turn comes.
+        pool's capacity (at least 1). The first task error is raised when its turn comes. options: as for
+        submit_with.
         """
         limit = max_in_flight if max_in_flight is not None else max(1, 2 * self.capacity())
         if limit < 1:
@@ -128,7 +177,7 @@ class Pool:
             for item in iterable:
                 if len(window) >= limit:
                     yield window.popleft().result()
-                window.append(self.submit_with(task_name, (item,)))
+                window.append(self.submit_with(task_name, (item,), **options))
             while window:
                 yield window.popleft().result()
         finally:
@@ -150,8 +199,7 @@ class Pool:
             wait_s = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
             frame = self.backend.read_result(task_id, max(0.0, wait_s))
             if frame is not None:
-                got_id, status, value = protocol.parse_result(frame)
-                value, error = protocol.outcome(got_id, status, value)
+                _, value, error = protocol.parse_outcome(frame)
                 if error is not None:
                     raise error
                 return value
@@ -180,6 +228,29 @@ class Pool:
         snap = self.backend.snapshot()
         snap.update(pool=self.name, in_flight=self._replies.in_flight())
         return snap
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Tasks set aside (lost max_attempts times, failed with WorkerLost, undecodable, unknown), oldest first;
+        at most 10,000 are kept."""
+        return [DeadLetter.from_record(record, envelope, self.settings.max_message_bytes)
+                for record, envelope in self.backend.dead_letters()]
+
+    def requeue_dead(self, task_id: str) -> TaskFuture:
+        """Send a dead letter back to the pool (behind parked tasks, its attempt counts reset); the returned
+        future, of this client, gets its new outcome. Raises RedisPoolError if there is no such dead letter."""
+        self._check_open()
+        envelope = self.backend.dead_envelope(task_id)
+        if envelope is None:
+            raise RedisPoolError(f"pool {self.name!r} has no dead letter {task_id!r}")
+        _, _, name, options, body = protocol.split_envelope(envelope)
+        readdressed = f"{task_id}|{self._replies.reply_key}|{name}|{header_json(options)}|".encode() + body
+        future = TaskFuture(task_id, name)
+        self._replies.expect(future)
+        if not self.backend.requeue_dead(task_id, readdressed):
+            self._replies.forget(task_id)
+            raise RedisPoolError(f"pool {self.name!r} has no dead letter {task_id!r}")
+        self._replies.confirm(task_id, granted=True)
+        return future
 
     def tasks(self) -> dict[str, dict[str, Any]]:
         """Task names served by this pool's workers, with the options they declared."""

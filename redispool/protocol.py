@@ -1,43 +1,56 @@
-"""Wire formats: task envelopes, dispatch frames and reply frames, all msgpack, never pickle.
+"""Wire formats: task envelopes, dispatch frames and reply frames, msgpack bodies, never pickle.
 
-    envelope  = b"<task id>|<reply key>|" + msgpack({"v": 1, "task": name, "args": [...], "kwargs": {...}})
-    dispatch  = b"<slot id>|" + envelope                 (built by the Lua scripts, read by workers)
-    reply     = b"G<task id>"                            (grant: a parked task was dispatched)
-              | b"R<task id>|" + msgpack([status, value])  (outcome, also kept at the task's result key)
-    wake      = b"X"   (pushed to a reply list or an inbox to wake its blocked reader at once, e.g. on close)
+    envelope  = b"<task id>|<reply key>|<task name>|<per-call options JSON or empty>|" + body
+    body      = msgpack({"v": 1, "args": [...], "kwargs": {...}})
+    dispatch  = b"<slot id>|<attempt>|<retries done>|" + envelope    (built by the Lua scripts)
+    reply     = b"G<task id>"                               grant: a parked task was dispatched
+              | b"R<task id>|" + msgpack([status, value])   outcome from a worker (also the result key)
+              | b"E<task id>|<error>|<attempts>|<message>"  outcome decided in Redis (WorkerLost)
+    wake      = b"X"    pushed to a reply list or an inbox to wake its blocked reader at once
 
-Ids, slot ids and key names never contain "|", so the plain-text header splits unambiguously; only the
-msgpack body can be hostile and it is decoded with size limits.
+Ids, slot ids, key names and task names never contain "|", and the options header is JSON without "|",
+so the plain-text headers split unambiguously (also in Lua); only the msgpack body can be hostile, and it
+is decoded with size limits.
 """
 from __future__ import annotations
 
 import traceback as tb
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from .errors import SerializationError, TaskError, TaskNotRegistered
+from .errors import SerializationError, TaskError, TaskLost, TaskNotRegistered, TaskTimeout, WorkerLost
+from .options import header_json, parse_header_json
 
 VERSION = 1
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-
 WAKE = b"X"
 
-# Outcome status codes in reply frames.
-OK, ERROR, NOT_REGISTERED, BAD_MESSAGE = 0, 1, 2, 3
+# Outcome status codes in R frames.
+OK, ERROR, NOT_REGISTERED, BAD_MESSAGE, TIMEOUT = 0, 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A dispatch frame's header: which slot runs which attempt of which task."""
+
+    slot: str
+    attempt: int
+    retries_done: int
+    task_id: str
+    reply_key: str
+    task: str
+    options: dict[str, Any]
+    body: bytes
 
 
 @dataclass(frozen=True)
 class TaskMessage:
-    """A decoded task as a worker sees it."""
+    """A decoded body."""
 
-    id: str
-    reply_key: str
-    task: str
     args: list[Any]
     kwargs: dict[str, Any]
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 def pack(value: Any) -> bytes:
@@ -54,8 +67,7 @@ def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
     try:
         return msgpack.unpackb(
             data, raw=False, strict_map_key=True, use_list=True, max_bin_len=max_bytes,
-            max_str_len=max_bytes, max_array_len=max_bytes,
-            max_map_len=max_bytes // 2, max_ext_len=0,
+            max_str_len=max_bytes, max_array_len=max_bytes, max_map_len=max_bytes // 2, max_ext_len=0,
         )
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise SerializationError(f"undecodable message: {type(exc).__name__}: {exc}") from exc
@@ -63,42 +75,52 @@ def unpack(data: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
 
 def encode_envelope(task_id: str, reply_key: str, task: str, args: tuple | list, kwargs: dict | None,
                     options: dict | None = None, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes:
-    if not isinstance(task, str) or not task:
-        raise SerializationError(f"task name must be a non-empty string, not {task!r}")
-    body: dict[str, Any] = {"v": VERSION, "task": task, "args": list(args), "kwargs": dict(kwargs or {})}
-    if options:
-        body["opts"] = options
-    packed = pack(body)
+    if not isinstance(task, str) or not task or "|" in task:
+        raise SerializationError(f"task name must be a non-empty string without '|', not {task!r}")
+    body = pack({"v": VERSION, "args": list(args), "kwargs": dict(kwargs or {})})
     # Decode what we send under the workers' limits (e.g. map keys must be strings), so a message a
     # worker would refuse is refused here, before anything reaches Redis.
-    unpack(packed, max_bytes)
-    data = f"{task_id}|{reply_key}|".encode() + packed
+    unpack(body, max_bytes)
+    data = f"{task_id}|{reply_key}|{task}|{header_json(options)}|".encode() + body
     if len(data) > max_bytes:
         raise SerializationError(f"task {task!r} message is {len(data)} bytes, over the {max_bytes} byte limit")
     return data
 
 
-def split_dispatch(frame: bytes) -> tuple[str, str, str, bytes]:
-    """Split a dispatch frame into (slot id, task id, reply key, body); raises SerializationError."""
+def split_envelope(envelope: bytes) -> tuple[str, str, str, dict[str, Any], bytes]:
+    """(task id, reply key, task name, per-call options, body); raises SerializationError."""
+    parts = envelope.split(b"|", 4)
+    if len(parts) != 5:
+        raise SerializationError("malformed task envelope")
+    try:
+        task_id, reply_key, task, options = (p.decode("utf-8") for p in parts[:4])
+    except UnicodeDecodeError as exc:
+        raise SerializationError("malformed task envelope header") from exc
+    return task_id, reply_key, task, parse_header_json(options), parts[4]
+
+
+def split_dispatch(frame: bytes) -> Dispatch:
+    """Parse a dispatch frame's header; raises SerializationError."""
     parts = frame.split(b"|", 3)
     if len(parts) != 4:
         raise SerializationError("malformed dispatch frame")
     try:
-        slot, task_id, reply_key = (p.decode("ascii") for p in parts[:3])
-    except UnicodeDecodeError as exc:
+        slot, attempt, retries_done = parts[0].decode("ascii"), int(parts[1]), int(parts[2])
+    except (UnicodeDecodeError, ValueError) as exc:
         raise SerializationError("malformed dispatch frame header") from exc
-    return slot, task_id, reply_key, parts[3]
+    task_id, reply_key, task, options, body = split_envelope(parts[3])
+    return Dispatch(slot, attempt, retries_done, task_id, reply_key, task, options, body)
 
 
-def decode_body(task_id: str, reply_key: str, body: bytes, max_bytes: int) -> TaskMessage:
+def decode_body(body: bytes, max_bytes: int) -> TaskMessage:
     data = unpack(body, max_bytes)
     if not isinstance(data, dict) or data.get("v") != VERSION:
-        version = data.get("v") if isinstance(data, dict) else data
+        version = data.get("v") if isinstance(data, dict) else type(data).__name__
         raise SerializationError(f"unknown message version {version!r}")
-    task, args, kwargs = data.get("task"), data.get("args"), data.get("kwargs")
-    if not isinstance(task, str) or not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise SerializationError("message lacks task, args or kwargs")
-    return TaskMessage(task_id, reply_key, task, args, kwargs, data.get("opts") or {})
+    args, kwargs = data.get("args"), data.get("kwargs")
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise SerializationError("message lacks args or kwargs")
+    return TaskMessage(args, kwargs)
 
 
 def result_frame(task_id: str, status: int, value: Any) -> bytes:
@@ -114,28 +136,37 @@ def error_value(exc: BaseException) -> dict[str, str]:
             "traceback": "".join(tb.format_exception(type(exc), exc, exc.__traceback__))}
 
 
-def result_task_id(frame: bytes) -> str:
-    """The task id in a result frame's plain header, readable even when the body is not."""
+def frame_task_id(frame: bytes) -> str:
+    """The task id in an outcome frame's plain header, readable even when the body is not."""
     head, sep, _ = frame[1:].partition(b"|")
     if not sep:
-        raise SerializationError("malformed result frame")
+        raise SerializationError("malformed outcome frame")
     return head.decode("ascii", "replace")
 
 
-def parse_result(frame: bytes) -> tuple[str, int, Any]:
-    """(task id, status, value) of a result frame; a body that does not decode becomes a BAD_MESSAGE outcome."""
-    task_id = result_task_id(frame)
+def parse_outcome(frame: bytes) -> tuple[str, Any, BaseException | None]:
+    """(task id, value, error) of an R or E frame; an undecodable body becomes a SerializationError."""
+    task_id = frame_task_id(frame)
+    rest = frame[2 + len(task_id):]
+    if frame[:1] == b"E":
+        kind, _, tail = rest.partition(b"|")
+        attempts, _, message = tail.partition(b"|")
+        text = message.decode("utf-8", "replace")
+        if kind == b"WorkerLost":
+            return task_id, None, WorkerLost(text, task_id, int(attempts or 0))
+        return task_id, None, TaskLost(text, task_id)
     try:
-        data = unpack(frame[2 + len(task_id):])
+        data = unpack(rest)
         if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], int)):
             raise SerializationError("malformed result frame body")
     except SerializationError as exc:
-        return task_id, BAD_MESSAGE, f"task {task_id}: {exc}"
-    return task_id, data[0], data[1]
+        return task_id, None, SerializationError(f"task {task_id}: {exc}")
+    status, value = data
+    return (task_id, *outcome(task_id, status, value))
 
 
 def outcome(task_id: str, status: int, value: Any) -> tuple[Any, BaseException | None]:
-    """Turn a reply's status and value into (result, exception) for a future."""
+    """Turn a result's status and value into (result, exception) for a future."""
     if status == OK:
         return value, None
     if status == ERROR and isinstance(value, dict):
@@ -143,4 +174,7 @@ def outcome(task_id: str, status: int, value: Any) -> tuple[Any, BaseException |
                                task_id)
     if status == NOT_REGISTERED:
         return None, TaskNotRegistered(str(value), task_id)
+    if status == TIMEOUT:
+        return None, TaskTimeout(f"task {task_id} exceeded its time limit of {value} s", task_id,
+                                 float(value) if isinstance(value, (int, float)) else None)
     return None, SerializationError(str(value))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar, overload
 
 from .errors import RedisPoolError
+from .options import TaskOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,9 +34,11 @@ def task(fn: None = None, *, name: str | None = None, **options: Any) -> Callabl
 def task(fn: Callable[..., Any] | None = None, *, name: str | None = None, **options: Any) -> Any:
     """Register a function as a task: `@task` or `@task(name="resize")`.
 
-    Options are kept with the task and published by workers (later features read them from Redis).
+    Options (see TaskOptions: time_limit, retries, max_attempts, on_worker_lost, retry_backoff_s,
+    retry_backoff_max_s) are validated here and published to Redis by the workers that serve the task.
     Registering a different function under a name already taken raises RedisPoolError.
     """
+    TaskOptions.check(options)
     def register(f: F) -> F:
         task_name = name or f"{f.__module__}.{f.__qualname__}"
         if not isinstance(task_name, str) or "|" in task_name:

@@ -1,8 +1,10 @@
 """Worker: a daemon that registers slots in a pool, runs the tasks dispatched to them, and releases them.
 
 One inbox thread takes dispatch frames from the worker's inbox list in batches; `concurrency` executor
-threads run them. When a task ends, its release script either returns the slot to the idle stack or hands
-it the oldest parked task, which the same thread runs next without another Redis read.
+threads run them (in-thread or in a child process each, see execution.py). When a run ends, its release
+script either returns the slot to the idle stack or hands it the oldest parked task, which the same thread
+runs next without another Redis read. A heartbeat thread on its own connection keeps the worker's
+heartbeat key alive on the Redis clock and runs the reaper that recovers dead workers' tasks.
 """
 from __future__ import annotations
 
@@ -19,17 +21,23 @@ import uuid
 import redis as redis_py
 
 from . import protocol, registry
-from .backend import Backend, connect
+from .backend import DEAD, DONE, LOST, RETRY, Backend, connect
 from .config import Settings, resolve_url
 from .errors import BackendError, RedisPoolError, SerializationError
+from .execution import DEFAULT_RETRY_LIMIT, LOST as RUN_LOST, ProcessRunner, ThreadRunner, Watchdog, backoff_s
 from .keys import PoolKeys
+from .options import TaskOptions
 
 log = logging.getLogger("redispool.worker")
 
+EXECUTIONS = ("thread", "process")
+EXIT_ABORTED = 3  # `run()` after a second SIGTERM/SIGINT: stopped at once, running tasks re-queued
+RAW_DEAD_LETTER_BYTES = 64 * 1024  # how much of an unreadable inbox entry is kept for inspection
 
-def _worker_id() -> str:
+
+def _new_worker_id() -> str:
     host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:40] or "host"
-    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 class Worker:
@@ -37,31 +45,56 @@ class Worker:
 
     pool: the pool name. url / redis: as for Pool. concurrency: slots (and executor threads) this worker
     adds to the pool, default 4. imports: modules to import so their `@task` functions are registered.
+    heartbeat_ttl: seconds without a heartbeat after which the worker counts as dead and its tasks are
+    recovered (default 10; refreshed every heartbeat_ttl / 5 from its own thread and connection).
+    execution: "thread" (default) or "process" (a killable child process per slot; see execution.py).
     """
 
     def __init__(self, pool: str = "default", url: str | None = None, *, redis: redis_py.Redis | None = None,
                  concurrency: int = 4, imports: tuple[str, ...] | list[str] = (),
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, heartbeat_ttl: float = 10.0, execution: str = "thread") -> None:
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise RedisPoolError(f"concurrency must be an int >= 1, not {concurrency!r}")
-        registry.import_modules(tuple(imports))
+        if not isinstance(heartbeat_ttl, (int, float)) or isinstance(heartbeat_ttl, bool) or heartbeat_ttl < 0.5:
+            raise RedisPoolError(f"heartbeat_ttl must be seconds >= 0.5, not {heartbeat_ttl!r}")
+        if execution not in EXECUTIONS:
+            raise RedisPoolError(f"execution must be one of {EXECUTIONS}, not {execution!r}")
+        self.imports = list(imports)
+        registry.import_modules(self.imports)
         self.pool = pool
         self.settings = settings or Settings.from_env()
         self.keys = PoolKeys(self.settings.prefix, pool)
         self.concurrency = concurrency
+        self.execution = execution
+        self.heartbeat_ttl_s = float(heartbeat_ttl)
+        self.heartbeat_interval_s = self.heartbeat_ttl_s / 5
+        self.reap_interval_s = min(2.0, max(0.2, self.heartbeat_ttl_s / 4))
         self._owns_client = redis is None
-        self.backend = Backend(redis if redis is not None else connect(resolve_url(url)), self.keys)
-        self.id = _worker_id()
-        self.slots = [f"{self.id}.{i}" for i in range(concurrency)]
-        self.inbox = self.keys.inbox(self.id)
+        resolved_url = resolve_url(url)
+        self.backend = Backend(redis if redis is not None else connect(resolved_url), self.keys)
+        # Heartbeats use a connection of their own, so a busy or blocked main connection cannot delay them.
+        self._beat = Backend(redis if redis is not None else connect(resolved_url), self.keys)
+        self.id, self.inbox, self.slots = "", "", list[str]()
+        self._new_identity()
         self._frames: queue.Queue[bytes | None] = queue.Queue()
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._stop_requested = threading.Event()
+        self._abort_requested = threading.Event()
         self._threads: list[threading.Thread] = []
         self._inbox_thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._beat_thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+        self._watchdog: Watchdog | None = None
+        self._count_lock = threading.Lock()
         self.tasks_done = 0
+        self._last_reap = 0.0
+        self.config_warnings: list[str] = []
+
+    def _new_identity(self) -> None:
+        self.id = _new_worker_id()
+        self.slots = [f"{self.id}.{i}" for i in range(self.concurrency)]
+        self.inbox = self.keys.inbox(self.id)
 
     # -- lifetime -----------------------------------------------------------------------------------------
     def start(self) -> "Worker":
@@ -69,35 +102,76 @@ class Worker:
         with self._lock:
             if self._threads:
                 return self
-            tasks = {name: spec.options for name, spec in registry.registered().items()}
-            self.backend.publish_tasks(tasks)
+            self._check_server()
+            self.backend.publish_tasks(self._published_tasks())
             for i in range(self.concurrency):
                 thread = threading.Thread(target=self._execute_loop, name=f"redispool-exec-{i}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
             self._inbox_thread = threading.Thread(target=self._inbox_loop, name="redispool-inbox", daemon=True)
             self._inbox_thread.start()
-            record = {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
-                      "tasks": sorted(tasks), "started": time.time()}
-            self.backend.register(self.id, record, self.slots)
-        log.info("worker %s serving pool %r with %d slots: %s", self.id, self.pool, self.concurrency,
-                 ", ".join(sorted(tasks)) or "(no tasks)")
+            self._register()
+            self._beat_thread = threading.Thread(target=self._beat_loop, name="redispool-heartbeat", daemon=True)
+            self._beat_thread.start()
+        log.info("worker %s serving pool %r: %d slots, %s execution, heartbeat TTL %g s; tasks: %s", self.id,
+                 self.pool, self.concurrency, self.execution, self.heartbeat_ttl_s,
+                 ", ".join(sorted(registry.registered())) or "(none)")
         return self
 
+    def _published_tasks(self) -> dict[str, dict[str, object]]:
+        return {name: TaskOptions.merged(spec.options).as_dict() for name, spec in registry.registered().items()}
+
+    def _register(self) -> None:
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
+                  "execution": self.execution, "tasks": sorted(registry.registered()), "started": time.time()}
+        self.backend.register(self.id, record, self._ttl_ms, self.slots)
+
+    @property
+    def _ttl_ms(self) -> int:
+        return int(self.heartbeat_ttl_s * 1000)
+
+    def _check_server(self) -> None:
+        """Warn when Redis may evict leases or lose tasks on restart (DESIGN-NOTES 7)."""
+        config = self.backend.server_config()
+        policy = config.get("maxmemory-policy", "noeviction")
+        if policy != "noeviction":
+            self.config_warnings.append(f"maxmemory-policy is {policy!r}: Redis may evict heartbeats and leases, "
+                                        "making healthy workers look dead; use 'noeviction'")
+        if config and config.get("appendonly") == "no" and not config.get("save"):
+            self.config_warnings.append("Redis persists nothing (no AOF, no RDB): a restart loses every parked and "
+                                        "running task (their futures fail with TaskLost)")
+        for warning in self.config_warnings:
+            log.warning("worker %s: %s", self.id, warning)
+
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT, then drain (see `stop`) and return the exit code 0."""
+        """Serve until SIGTERM or SIGINT, then drain (see `stop`) and return 0. A second signal stops at
+        once: running tasks are re-queued for other workers and the process exits with EXIT_ABORTED."""
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self._stop_requested.set())
+                signal.signal(sig, self._on_signal)
         self.start()
         while not self._stop_requested.wait(0.5):
             pass
-        self.stop()
+        drainer = threading.Thread(target=self.stop, name="redispool-drain")
+        drainer.start()
+        while drainer.is_alive():
+            if self._abort_requested.wait(0.1):
+                self.abort()
+                logging.shutdown()
+                os._exit(EXIT_ABORTED)
         return 0
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self._stop_requested.is_set():
+            self._abort_requested.set()
+        else:
+            log.info("worker %s: signal %d, draining (send it again to stop at once)", self.id, signum)
+            self._stop_requested.set()
 
     def stop(self, timeout: float | None = None) -> None:
         """Drain: take this worker's slots out of the pool at once, finish the tasks already dispatched to
-        it, deliver their results, then stop the threads. Its slots never return to the idle stack."""
+        it, deliver their results, then stop. Its slots never return to the idle stack. Tasks still running
+        after `timeout` seconds are left to the reaper (re-queued once the heartbeat lapses)."""
         with self._lock:
             if self._stopped.is_set():
                 return
@@ -116,14 +190,34 @@ class Worker:
                 self._frames.put(None)
             for thread in self._threads:
                 thread.join(self._left(deadline))
+            self._stopped.set()
+            if self._beat_thread is not None:
+                self._beat_thread.join(5)
             try:
-                self.backend.delete(self.inbox)
+                self.backend.delete(self.inbox, self.keys.heartbeat(self.id))
             except BackendError:
                 pass
+        self._close_clients()
+        log.info("worker %s stopped after %d task(s)", self.id, self.tasks_done)
+
+    def abort(self) -> int:
+        """Stop at once: re-queue this worker's running tasks (at the front, without counting a loss) and
+        leave the pool. The tasks' threads are not interrupted; `run()` exits the process right after."""
+        with self._lock:
+            self._draining.set()
             self._stopped.set()
+            try:
+                requeued = self.backend.abandon(self.id, self.slots)
+            except BackendError as exc:
+                log.error("worker %s could not re-queue its tasks (the reaper will): %s", self.id, exc)
+                requeued = 0
+        log.warning("worker %s stopped at once; %d running task(s) re-queued", self.id, requeued)
+        return requeued
+
+    def _close_clients(self) -> None:
         if self._owns_client:
             self.backend.close()
-        log.info("worker %s stopped after %d task(s)", self.id, self.tasks_done)
+            self._beat.close()
 
     @staticmethod
     def _left(deadline: float | None) -> float | None:
@@ -135,9 +229,39 @@ class Worker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- the loops -------------------------------------------------------------------------------------------
+    # -- heartbeat and reaper ----------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One heartbeat (and, when due, one reap). Re-registers with fresh slots if the worker was reaped
+        or Redis lost its registration; a late release from before that is rejected by its fencing token."""
+        if not self._beat.heartbeat(self.id, self._ttl_ms, draining=self._draining.is_set()):
+            with self._lock:
+                if self._draining.is_set():
+                    return
+                old = self.id
+                self._new_identity()
+                self.backend.publish_tasks(self._published_tasks())
+                self._register()
+            log.warning("worker %s was not registered any more (reaped after a pause, or Redis lost its state); "
+                        "serving again as %s with fresh slots", old, self.id)
+        now = time.monotonic()
+        if now - self._last_reap >= self.reap_interval_s:
+            self._last_reap = now
+            recovered = self._beat.reap(int(self.reap_interval_s * 1000), self.settings.result_ttl_ms)
+            if recovered > 0:
+                log.warning("worker %s recovered %d task(s) from dead workers", self.id, recovered)
+
+    def _beat_loop(self) -> None:
+        interval_s = min(self.heartbeat_interval_s, self.reap_interval_s)
+        while not self._stopped.is_set():
+            try:
+                self.tick()
+            except BackendError as exc:
+                log.warning("worker %s heartbeat: %s", self.id, exc)
+            self._stopped.wait(interval_s)
+
+    # -- inbox and executors -------------------------------------------------------------------------------
     def _inbox_loop(self) -> None:
-        for frames in self.backend.batches(self.inbox, self.concurrency, self._draining):
+        for frames in self.backend.batches(lambda: self.inbox, self.concurrency, self._draining):
             self._enqueue(frames)
         # Deregistered: nothing new can arrive; run what was dispatched before that.
         try:
@@ -150,61 +274,95 @@ class Worker:
             if frame != protocol.WAKE:
                 self._frames.put(frame)
 
-    def _execute_loop(self) -> None:
-        while True:
-            frame = self._frames.get()
-            if frame is None:
-                return
-            try:
-                slot, task_id, reply_key, body = protocol.split_dispatch(frame)
-            except SerializationError as exc:
-                log.error("worker %s: dropped an unreadable inbox entry (%d bytes): %s", self.id, len(frame), exc)
-                continue
-            self._run_chain(slot, task_id, reply_key, body)
+    def _make_runner(self) -> ThreadRunner | ProcessRunner:
+        if self.execution == "process":
+            modules = sorted({*self.imports, *(spec.fn.__module__ for spec in registry.registered().values())}
+                             - {"__main__"})
+            return ProcessRunner(modules)
+        with self._lock:
+            if self._watchdog is None:
+                self._watchdog = Watchdog()
+        return ThreadRunner(self._watchdog)
 
-    def _run_chain(self, slot: str, task_id: str, reply_key: str, body: bytes) -> None:
+    def _execute_loop(self) -> None:
+        runner = self._make_runner()
+        try:
+            while True:
+                frame = self._frames.get()
+                if frame is None:
+                    return
+                try:
+                    dispatch = protocol.split_dispatch(frame)
+                except SerializationError as exc:
+                    self._bury(frame, exc)
+                    continue
+                self._run_chain(dispatch, runner)
+        finally:
+            runner.close()
+
+    def _bury(self, frame: bytes, exc: Exception) -> None:
+        """An inbox entry that names no task: keep (the start of) it in the dead letters; nothing to release."""
+        log.error("worker %s: unreadable inbox entry (%d bytes) set aside: %s", self.id, len(frame), exc)
+        try:
+            self.backend.bury(f"raw-{uuid.uuid4().hex}", frame[:RAW_DEAD_LETTER_BYTES], f"SerializationError: {exc}")
+        except BackendError as err:
+            log.error("worker %s: could not dead-letter the entry: %s", self.id, err)
+
+    def _run_chain(self, dispatch: protocol.Dispatch, runner: ThreadRunner | ProcessRunner) -> None:
         """Run a task, release its slot, and keep running the parked tasks the release hands this slot."""
         while True:
-            result = self._execute(task_id, reply_key, body)
-            next_envelope = self._release(slot, task_id, reply_key, result)
-            if next_envelope is None:
+            mode, frame, delay_ms, error = self._execute(dispatch, runner)
+            next_frame = self._release(dispatch, mode, frame, delay_ms, error)
+            if next_frame is None:
                 return
             try:
-                _, task_id, reply_key, body = protocol.split_dispatch(slot.encode() + b"|" + next_envelope)
-            except SerializationError as exc:  # written by our own acquire: should not happen
-                log.error("worker %s: unreadable handed-off task on slot %s: %s", self.id, slot, exc)
+                dispatch = protocol.split_dispatch(next_frame)
+            except SerializationError as exc:  # the envelope was checked at submit: should not happen
+                self._bury(next_frame, exc)
                 return
 
-    def _execute(self, task_id: str, reply_key: str, body: bytes) -> bytes:
-        """Run one task and return its result frame; never raises (a worker outlives its tasks' failures)."""
+    def _execute(self, d: protocol.Dispatch, runner: ThreadRunner | ProcessRunner) -> tuple[str, bytes, int, str]:
+        """Run one attempt; returns (release mode, outcome frame, retry delay ms, dead-letter error)."""
         try:
-            message = protocol.decode_body(task_id, reply_key, body, self.settings.max_message_bytes)
-        except SerializationError as exc:
-            log.error("worker %s: task %s has a bad message: %s", self.id, task_id, exc)
-            return protocol.result_frame(task_id, protocol.BAD_MESSAGE, str(exc))
-        spec = registry.lookup(message.task)
+            message = protocol.decode_body(d.body, self.settings.max_message_bytes)
+            spec = registry.lookup(d.task)
+            options = TaskOptions.merged(spec.options if spec else None, d.options)
+        except (SerializationError, RedisPoolError, TypeError) as exc:
+            log.error("worker %s: task %s has a bad message: %s", self.id, d.task_id, exc)
+            return DEAD, protocol.result_frame(d.task_id, protocol.BAD_MESSAGE, str(exc)), 0, f"bad message: {exc}"
         if spec is None:
-            log.error("worker %s: task %s names unregistered task %r", self.id, task_id, message.task)
-            return protocol.result_frame(task_id, protocol.NOT_REGISTERED, message.task)
-        try:
-            value = spec.fn(*message.args, **message.kwargs)
-        except BaseException as exc:  # noqa: BLE001 - report every failure of user code to its submitter
-            return protocol.result_frame(task_id, protocol.ERROR, protocol.error_value(exc))
-        finally:
+            log.error("worker %s: task %s names unregistered task %r", self.id, d.task_id, d.task)
+            return (DEAD, protocol.result_frame(d.task_id, protocol.NOT_REGISTERED, d.task), 0,
+                    f"TaskNotRegistered: {d.task}")
+        result = runner.run(d.task, message.args, message.kwargs, options.time_limit)
+        with self._count_lock:
             self.tasks_done += 1
-        return protocol.result_frame(task_id, protocol.OK, value)
+        if result.status == RUN_LOST:
+            return LOST, b"", 0, ""
+        if result.status == protocol.ERROR:
+            if result.retry_requested:
+                limit = result.retry_limit if result.retry_limit is not None else (
+                    options.retries or DEFAULT_RETRY_LIMIT)
+            else:
+                limit = options.retries
+            if d.retries_done < limit:
+                delay_s = result.retry_delay_s if result.retry_delay_s is not None else backoff_s(
+                    d.retries_done, options.retry_backoff_s, options.retry_backoff_max_s)
+                return RETRY, b"", int(delay_s * 1000), ""
+        return DONE, protocol.result_frame(d.task_id, result.status, result.value), 0, ""
 
-    def _release(self, slot: str, task_id: str, reply_key: str, frame: bytes) -> bytes | None:
+    def _release(self, d: protocol.Dispatch, mode: str, frame: bytes, delay_ms: int, error: str) -> bytes | None:
         """Release with retries: the script is idempotent, so re-sending after an error is safe."""
-        backoff_s = 0.05
+        backoff = 0.05
         while True:
             try:
-                return self.backend.release(slot, task_id, reply_key, frame, self.settings.result_ttl_ms)
+                return self.backend.release(d.slot, d.task_id, d.attempt, d.reply_key, mode, frame,
+                                            self.settings.result_ttl_ms, delay_ms, error)
             except BackendError as exc:
                 if self._stopped.is_set():
-                    log.error("worker %s: gave up releasing task %s: %s", self.id, task_id, exc)
+                    log.error("worker %s: gave up releasing task %s: %s", self.id, d.task_id, exc)
                     return None
                 log.warning("worker %s: release of task %s failed (%s); retrying in %.2fs",
-                            self.id, task_id, exc, backoff_s)
-                time.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 2.0)
+                            self.id, d.task_id, exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)

@@ -85,9 +85,9 @@ def test_unencodable_result_fails_future_and_returns_slot(make_pool, make_worker
 def test_malformed_message_body_is_reported_and_slot_returned(make_pool, make_worker):
     make_worker(concurrency=1)
     pool = make_pool()
-    future = redispool.TaskFuture("bad0", "?")
-    pool._replies.expect(future, parked_wait=False)
-    hostile = f"bad0|{pool._replies.reply_key}|".encode() + b"\xc1\xff\x00garbage"
+    future = redispool.TaskFuture("bad0", "t.echo")
+    pool._replies.expect(future)
+    hostile = f"bad0|{pool._replies.reply_key}|t.echo||".encode() + b"\xc1\xff\x00garbage"
     pool.backend.acquire("bad0", hostile, pool._replies.reply_key, park=False)
     with pytest.raises(redispool.SerializationError):
         future.result(10)
@@ -339,8 +339,9 @@ def test_invalid_pool_names_and_settings_are_refused(any_redis):
 
 def test_result_frames_round_trip():
     frame = protocol.result_frame("abc", protocol.OK, [1, "x"])
-    assert protocol.parse_result(frame) == ("abc", protocol.OK, [1, "x"])
-    assert protocol.parse_result(b"Rabc|\xc1")[1] == protocol.BAD_MESSAGE
+    assert protocol.parse_outcome(frame) == ("abc", [1, "x"], None)
+    task_id, _, error = protocol.parse_outcome(b"Rabc|\xc1")
+    assert task_id == "abc" and isinstance(error, redispool.SerializationError)
 
 
 def drop_grant_frames(pool: redispool.Pool) -> None:

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from redispool import protocol
-from redispool.backend import DISPATCHED, FULL, PARKED, Backend
+from redispool.backend import DISPATCHED, DONE, FULL, PARKED, Backend
 from redispool.keys import PoolKeys
 
 KEYS = PoolKeys("rp", "s")
@@ -32,7 +32,8 @@ def state(b: Backend) -> dict:
         "running": int(r.get(k("running")) or 0),
         "idle": [s.decode() for s in r.lrange(k("idle"), 0, -1)],
         "waiting": [s.decode() for s in r.lrange(k("waiting"), 0, -1)],
-        "leases": {s.decode(): t.decode() for s, t in r.hgetall(k("leases")).items()},
+        "leases": {s.decode(): t.decode().rsplit(":", 1)[0] for s, t in r.hgetall(k("leases")).items()},
+        "delayed": [t.decode() for t in r.zrange(k("delayed"), 0, -1)],
         "slots": {s.decode() for s in r.hkeys(k("slots"))},
         "tasks": {t.decode() for t in r.hkeys(k("tasks"))},
     }
@@ -43,7 +44,7 @@ def check_invariants(b: Backend) -> dict:
     assert s["running"] == len(s["leases"])
     assert not set(s["idle"]) & set(s["leases"]), "a slot is both idle and leased"
     assert len(s["idle"]) == len(set(s["idle"])), "a slot is on the idle stack twice"
-    assert set(s["tasks"]) == set(s["leases"].values()) | set(s["waiting"])
+    assert set(s["tasks"]) == set(s["leases"].values()) | set(s["waiting"]) | set(s["delayed"])
     return s
 
 
@@ -55,35 +56,48 @@ def replies(b: Backend) -> list[bytes]:
     return b.client.lrange(REPLY, 0, -1)
 
 
-def done(b: Backend, slot: str, task_id: str, value: object = None) -> bytes | None:
-    return b.release(slot, task_id, REPLY, protocol.result_frame(task_id, protocol.OK, value), TTL_MS)
+def attempt_of(b: Backend, slot: str) -> int:
+    return int(b.client.hget(KEYS.key("leases"), slot).rsplit(b":", 1)[1])
+
+
+def done(b: Backend, slot: str, task_id: str, value: object = None, attempt: int | None = None) -> bytes | None:
+    """Release the slot's run of task_id as a worker would (with the attempt its lease holds)."""
+    if attempt is None:
+        lease = b.client.hget(KEYS.key("leases"), slot)
+        attempt = int(lease.rsplit(b":", 1)[1]) if lease and lease.startswith(task_id.encode() + b":") else 1
+    frame = protocol.result_frame(task_id, protocol.OK, value)
+    return b.release(slot, task_id, attempt, REPLY, DONE, frame, TTL_MS)
+
+
+def register(b: Backend, worker: str, slots: list[str]) -> int:
+    return b.register(worker, {}, 60_000, slots)
 
 
 def test_register_pushes_slots_and_default_capacity_is_slot_count(backend):
-    assert backend.register("w1", {}, ["w1.0", "w1.1"]) == 0
+    assert register(backend, "w1", ["w1.0", "w1.1"]) == 0
     s = check_invariants(backend)
     assert s["idle"] == ["w1.0", "w1.1"] and s["slots"] == {"w1.0", "w1.1"}
     assert backend.snapshot()["capacity"] == 2
 
 
 def test_register_is_idempotent(backend):
-    backend.register("w1", {}, ["w1.0"])
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     assert check_invariants(backend)["idle"] == ["w1.0"]
 
 
 def test_acquire_pops_last_idled_slot_and_dispatches_to_its_worker(backend):
-    backend.register("w1", {}, ["w1.0", "w1.1"])
+    register(backend, "w1", ["w1.0", "w1.1"])
     assert backend.acquire("a", envelope("a"), REPLY, park=True) == DISPATCHED
     s = check_invariants(backend)
     assert s["leases"] == {"w1.1": "a"} and s["idle"] == ["w1.0"] and s["running"] == 1
     [frame] = inbox(backend, "w1")
-    slot, task_id, reply, _ = protocol.split_dispatch(frame)
-    assert (slot, task_id, reply) == ("w1.1", "a", REPLY)
+    d = protocol.split_dispatch(frame)
+    assert (d.slot, d.attempt, d.retries_done, d.task_id, d.reply_key, d.task) == ("w1.1", 1, 0, "a", REPLY, "t.echo")
 
 
 def test_full_pool_without_park_writes_nothing(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     backend.acquire("a", envelope("a"), REPLY, park=True)
     before = state(backend)
     assert backend.acquire("b", envelope("b"), REPLY, park=False) == FULL
@@ -91,23 +105,23 @@ def test_full_pool_without_park_writes_nothing(backend):
 
 
 def test_full_pool_parks_in_order_and_release_hands_slot_to_oldest(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     backend.acquire("a", envelope("a"), REPLY, park=True)
     assert backend.acquire("b", envelope("b"), REPLY, park=True) == PARKED
     assert backend.acquire("c", envelope("c"), REPLY, park=True) == PARKED
     assert check_invariants(backend)["waiting"] == ["b", "c"]
 
     handed = done(backend, "w1.0", "a", 1)
-    assert handed is not None and handed.startswith(b"b|")
+    assert handed is not None and protocol.split_dispatch(handed).task_id == "b"
     s = check_invariants(backend)
     assert s["running"] == 1 and s["leases"] == {"w1.0": "b"} and s["waiting"] == ["c"]
     result_a, grant_b = replies(backend)
-    assert protocol.parse_result(result_a) == ("a", protocol.OK, 1)
+    assert protocol.parse_outcome(result_a) == ("a", 1, None)
     assert grant_b == b"Gb"  # the grant wakes b's submitter
 
 
 def test_no_barging_while_tasks_are_parked(backend):
-    backend.register("w1", {}, ["w1.0", "w1.1"])
+    register(backend, "w1", ["w1.0", "w1.1"])
     backend.set_capacity(1)
     backend.acquire("a", envelope("a"), REPLY, park=True)
     backend.acquire("b", envelope("b"), REPLY, park=True)
@@ -125,29 +139,29 @@ def test_no_barging_while_tasks_are_parked(backend):
 
 
 def test_release_is_idempotent_and_stale_release_changes_nothing(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     backend.acquire("a", envelope("a"), REPLY, park=True)
     assert done(backend, "w1.0", "a") is None
     after = state(backend)
     assert after["running"] == 0
-    assert done(backend, "w1.0", "a") is None  # the re-sent call after a lost reply
+    assert done(backend, "w1.0", "a", attempt=1) is None  # the re-sent call after a lost reply
     assert state(backend) == after
     assert len(replies(backend)) == 1  # the result was delivered once
 
 
 def test_repeated_release_that_handed_off_answers_the_same_task(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     backend.acquire("a", envelope("a"), REPLY, park=True)
     backend.acquire("b", envelope("b"), REPLY, park=True)
     first = done(backend, "w1.0", "a")
     snapshot = state(backend)
-    again = done(backend, "w1.0", "a")
-    assert first == again and first is not None and first.startswith(b"b|")
+    again = done(backend, "w1.0", "a", attempt=1)
+    assert first == again and first is not None and protocol.split_dispatch(first).task_id == "b"
     assert state(backend) == snapshot
 
 
 def test_repeated_acquire_answers_as_the_first_and_writes_nothing(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     assert backend.acquire("a", envelope("a"), REPLY, park=True) == DISPATCHED
     s = state(backend)
     assert backend.acquire("a", envelope("a"), REPLY, park=True) == DISPATCHED
@@ -162,7 +176,7 @@ def test_repeated_acquire_answers_as_the_first_and_writes_nothing(backend):
 
 
 def test_withdraw_removes_parked_task_but_not_dispatched_one(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     backend.acquire("a", envelope("a"), REPLY, park=True)
     backend.acquire("b", envelope("b"), REPLY, park=True)
     assert backend.withdraw("a") is False
@@ -177,15 +191,15 @@ def test_withdraw_removes_parked_task_but_not_dispatched_one(backend):
 def test_joining_worker_serves_waiting_line_first(backend):
     backend.acquire("a", envelope("a"), REPLY, park=True)  # no workers yet: parks
     backend.acquire("b", envelope("b"), REPLY, park=True)
-    assert backend.register("w1", {}, ["w1.0", "w1.1", "w1.2"]) == 2
+    assert register(backend, "w1", ["w1.0", "w1.1", "w1.2"]) == 2
     s = check_invariants(backend)
     assert sorted(s["leases"].values()) == ["a", "b"] and len(s["idle"]) == 1 and s["waiting"] == []
-    assert [protocol.split_dispatch(f)[1] for f in inbox(backend, "w1")] == ["a", "b"]
+    assert [protocol.split_dispatch(f).task_id for f in inbox(backend, "w1")] == ["a", "b"]
     assert replies(backend) == [b"Ga", b"Gb"]
 
 
 def test_capacity_caps_running_below_slot_count_and_rise_serves_waiting(backend):
-    backend.register("w1", {}, ["w1.0", "w1.1", "w1.2"])
+    register(backend, "w1", ["w1.0", "w1.1", "w1.2"])
     backend.set_capacity(1)
     assert backend.acquire("a", envelope("a"), REPLY, park=True) == DISPATCHED
     assert backend.acquire("b", envelope("b"), REPLY, park=True) == PARKED
@@ -197,12 +211,12 @@ def test_capacity_caps_running_below_slot_count_and_rise_serves_waiting(backend)
 
 
 def test_lowered_capacity_takes_effect_as_tasks_end(backend):
-    backend.register("w1", {}, ["w1.0", "w1.1"])
+    register(backend, "w1", ["w1.0", "w1.1"])
     backend.acquire("a", envelope("a"), REPLY, park=True)
     backend.acquire("b", envelope("b"), REPLY, park=True)
     backend.set_capacity(1)
     backend.acquire("c", envelope("c"), REPLY, park=True)  # parks: running 2 > cap 1
-    slot_a = protocol.split_dispatch(inbox(backend, "w1")[0])[0]
+    slot_a = protocol.split_dispatch(inbox(backend, "w1")[0]).slot
     assert done(backend, slot_a, "a") is None  # not handed on: running must fall to the cap first
     s = check_invariants(backend)
     assert s["running"] == 1 and s["waiting"] == ["c"]
@@ -212,7 +226,7 @@ def test_lowered_capacity_takes_effect_as_tasks_end(backend):
 
 
 def test_capacity_zero_parks_everything(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     backend.set_capacity(0)
     assert backend.acquire("a", envelope("a"), REPLY, park=False) == FULL
     assert backend.acquire("a", envelope("a"), REPLY, park=True) == PARKED
@@ -220,8 +234,8 @@ def test_capacity_zero_parks_everything(backend):
 
 
 def test_deregister_takes_idle_slots_off_and_busy_slots_retire(backend):
-    backend.register("w1", {}, ["w1.0", "w1.1"])
-    backend.register("w2", {}, ["w2.0"])
+    register(backend, "w1", ["w1.0", "w1.1"])
+    register(backend, "w2", ["w2.0"])
     backend.acquire("a", envelope("a"), REPLY, park=True)  # takes w2.0 (last pushed)
     backend.acquire("b", envelope("b"), REPLY, park=True)  # takes w1.1
     assert backend.deregister("w1", ["w1.0", "w1.1"]) == 1
@@ -235,8 +249,8 @@ def test_deregister_takes_idle_slots_off_and_busy_slots_retire(backend):
 
 
 def test_acquire_skips_slots_of_departed_workers(backend):
-    backend.register("w1", {}, ["w1.0"])
-    backend.register("w2", {}, ["w2.0"])
+    register(backend, "w1", ["w1.0"])
+    register(backend, "w2", ["w2.0"])
     backend.client.hdel(KEYS.key("slots"), "w2.0")  # w2 vanished without cleaning the stack
     backend.set_capacity(2)
     assert backend.acquire("a", envelope("a"), REPLY, park=True) == DISPATCHED
@@ -245,7 +259,7 @@ def test_acquire_skips_slots_of_departed_workers(backend):
 
 
 def test_scripts_survive_script_flush(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     backend.client.script_flush()
     assert backend.acquire("a", envelope("a"), REPLY, park=True) == DISPATCHED
     backend.client.script_flush()
@@ -254,18 +268,18 @@ def test_scripts_survive_script_flush(backend):
 
 
 def test_result_key_is_kept_with_ttl_and_readable_twice(backend):
-    backend.register("w1", {}, ["w1.0"])
+    register(backend, "w1", ["w1.0"])
     backend.acquire("a", envelope("a"), REPLY, park=True)
     done(backend, "w1.0", "a", {"x": 1})
     ttl = backend.client.pttl(KEYS.result("a"))
     assert 0 < ttl <= TTL_MS
     for _ in range(2):
-        assert protocol.parse_result(backend.read_result("a", 0.5)) == ("a", protocol.OK, {"x": 1})
+        assert protocol.parse_outcome(backend.read_result("a", 0.5)) == ("a", {"x": 1}, None)
     assert backend.read_result("missing", 0.1) is None
 
 
 def test_every_key_shares_the_pool_hash_tag(backend):
-    backend.register("w1", {"host": "h"}, ["w1.0"])
+    backend.register("w1", {"host": "h"}, 60_000, ["w1.0"])
     backend.acquire("a", envelope("a"), REPLY, park=True)
     backend.acquire("b", envelope("b"), REPLY, park=True)
     done(backend, "w1.0", "a")

@@ -5,5 +5,5 @@
 local id = ARGV[2]
 if redis.call('LREM', K_WAITING, 1, id) == 0 then return 0 end
 redis.call('HDEL', K_PARKED, id)
-redis.call('HDEL', K_TASKS, id)
+finish(id)
 return 1
