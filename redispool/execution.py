@@ -11,17 +11,21 @@ Both runners return a RunResult, so the worker treats them alike. Time limits:
 from __future__ import annotations
 
 import ctypes
-import importlib
-import multiprocessing
+import logging
+import os
 import random
+import select
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any
 
 from . import protocol, registry
 from .errors import Retry
+
+log = logging.getLogger("redispool.worker")
 
 LOST = -1  # RunResult status: the run died with its process
 DEFAULT_RETRY_LIMIT = 3  # retries a `Retry` request gets when the task declares none
@@ -127,66 +131,59 @@ class ThreadRunner:
         pass
 
 
-def _child_main(conn: Connection, modules: list[str]) -> None:
-    """A child process: import the task modules, then run tasks sent as msgpack until the pipe closes."""
-    for module in modules:
-        importlib.import_module(module)
-    while True:
-        try:
-            request = protocol.unpack(conn.recv_bytes())
-        except (EOFError, OSError):
-            return  # the worker went away
-        name, args, kwargs = request
-        result = call_task(name, args, kwargs)
-        try:
-            reply = protocol.pack([result.status, result.value, result.retry_requested, result.retry_delay_s,
-                                   result.retry_limit])
-        except Exception as exc:  # an unencodable return value
-            reply = protocol.pack([protocol.BAD_MESSAGE, f"result cannot be encoded: {exc}", False, None, None])
-        conn.send_bytes(reply)
-
-
 class ProcessRunner:
-    """Runs tasks in one long-lived child process, replaced after it is killed or dies."""
-
-    _context = multiprocessing.get_context("spawn")
+    """Runs tasks in one long-lived child process (`python -m redispool.child`), replaced after it is
+    killed at a time limit or dies. A fresh interpreter, not a fork: nothing of the worker's threads,
+    locks or Redis connections is inherited, and scripts without a `__main__` guard are safe."""
 
     def __init__(self, modules: list[str]) -> None:
         self.modules = modules
-        self._process: Any = None
-        self._conn: Connection | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._request_fd = -1
+        self._reply_fd = -1
 
-    def _ensure_child(self) -> Connection:
-        if self._process is None or not self._process.is_alive():
-            self.close()
-            parent, child = self._context.Pipe()
-            self._process = self._context.Process(target=_child_main, args=(child, self.modules), daemon=True,
-                                                  name="redispool-child")
-            self._process.start()
-            child.close()
-            self._conn = parent
-        assert self._conn is not None
-        return self._conn
+    def _ensure_child(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self.close()
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "redispool.child", str(request_r), str(reply_w), *self.modules],
+                pass_fds=(request_r, reply_w), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            os.close(request_r)
+            os.close(reply_w)
+        self._request_fd, self._reply_fd = request_w, reply_r
 
     def run(self, name: str, args: list[Any], kwargs: dict[str, Any], time_limit_s: float | None) -> RunResult:
-        conn = self._ensure_child()
+        from .child import read_frame, write_frame
+
         try:
-            conn.send_bytes(protocol.pack([name, args, kwargs]))
-            if not conn.poll(time_limit_s):
+            self._ensure_child()
+            write_frame(self._request_fd, protocol.pack([name, args, kwargs]))
+            ready, _, _ = select.select([self._reply_fd], [], [], time_limit_s)
+            if not ready:
                 self.close()  # SIGKILL: the only stop that works on any code
                 return RunResult(protocol.TIMEOUT, time_limit_s)
-            reply = protocol.unpack(conn.recv_bytes())
-        except (EOFError, OSError):
+            reply = read_frame(self._reply_fd)
+        except OSError as exc:
+            reply = None
+            log.error("child process for task %s failed: %s", name, exc)
+        if reply is None:
             self.close()
             return RunResult(LOST, "the child process running the task died")
-        return RunResult(*reply)
+        return RunResult(*protocol.unpack(reply))
 
     def close(self) -> None:
-        if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join(5)
-            self._process = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
+        for fd in (self._request_fd, self._reply_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._request_fd = self._reply_fd = -1

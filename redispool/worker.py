@@ -24,7 +24,8 @@ from . import protocol, registry
 from .backend import DEAD, DONE, LOST, RETRY, Backend, connect
 from .config import Settings, resolve_url
 from .errors import BackendError, RedisPoolError, SerializationError
-from .execution import DEFAULT_RETRY_LIMIT, LOST as RUN_LOST, ProcessRunner, ThreadRunner, Watchdog, backoff_s
+from .execution import (DEFAULT_RETRY_LIMIT, LOST as RUN_LOST, ProcessRunner, RunResult, ThreadRunner, Watchdog,
+                        backoff_s)
 from .keys import PoolKeys
 from .options import TaskOptions
 
@@ -334,7 +335,11 @@ class Worker:
             log.error("worker %s: task %s names unregistered task %r", self.id, d.task_id, d.task)
             return (DEAD, protocol.result_frame(d.task_id, protocol.NOT_REGISTERED, d.task), 0,
                     f"TaskNotRegistered: {d.task}")
-        result = runner.run(d.task, message.args, message.kwargs, options.time_limit)
+        try:
+            result = runner.run(d.task, message.args, message.kwargs, options.time_limit)
+        except Exception as exc:  # noqa: BLE001 - the runner itself failed: count it as a lost run
+            log.exception("worker %s: could not run task %s", self.id, d.task_id)
+            result = RunResult(RUN_LOST, f"the worker could not run the task: {exc}")
         with self._count_lock:
             self.tasks_done += 1
         if result.status == RUN_LOST:
