@@ -27,11 +27,12 @@ T = TypeVar("T")
 DISPATCHED, PARKED, FULL = 1, 2, 0
 
 
-def connect(url: str) -> redis.Redis:
-    """A client whose socket timeout outlasts every blocking wait redispool makes."""
+def connect(url: str, client_name: str | None = None) -> redis.Redis:
+    """A client whose socket timeout outlasts every blocking wait redispool makes. A client_name lets
+    other workers see in CLIENT LIST whether this process is still connected."""
     try:
         return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=5.0,
-                                    health_check_interval=30)
+                                    health_check_interval=30, client_name=client_name)
     except ValueError as exc:
         raise BackendError(f"bad Redis URL {url!r}: {exc}") from exc
 
@@ -199,6 +200,17 @@ class Backend:
 
     def dead_envelope(self, task_id: str) -> bytes | None:
         return self._call("hget", lambda: self.client.hget(self.keys.key("deadenv"), task_id))
+
+    def try_lock(self, name: str, ttl_ms: int) -> bool:
+        """A short lock (SET NX PX): at most one holder per ttl_ms, whoever asks."""
+        return bool(self._call("set", lambda: self.client.set(self.keys.key(name), 1, nx=True, px=ttl_ms)))
+
+    def connected_client_names(self) -> set[str] | None:
+        """Names of the connections Redis has open, or None where CLIENT LIST is not allowed."""
+        try:
+            return {str(c.get("name", "")) for c in self.client.client_list()}
+        except (redis.RedisError, AttributeError, TypeError):
+            return None
 
     def server_config(self) -> dict[str, str]:
         """maxmemory-policy, appendonly and save, or {} where CONFIG is not allowed (managed Redis)."""

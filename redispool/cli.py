@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=_positive_int, default=4, help="slots in this worker (default 4)")
     worker.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="module whose @task functions to serve; repeatable")
+    worker.add_argument("--heartbeat-ttl", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds without a heartbeat before the worker counts as dead and its tasks are "
+                             "recovered (default 10; the heartbeat interval is a fifth of it)")
+    worker.add_argument("--execution", choices=("thread", "process"), default="thread",
+                        help="run tasks in worker threads (default) or in killable child processes")
     worker.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
     demo = sub.add_parser("demo", help="run the pool end to end on REDISPOOL_URL or an embedded Redis")
@@ -51,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             from .worker import Worker
 
             logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-            return Worker(args.pool, args.url, concurrency=args.concurrency, imports=args.imports).run()
+            return Worker(args.pool, args.url, concurrency=args.concurrency, imports=args.imports,
+                          heartbeat_ttl=args.heartbeat_ttl, execution=args.execution).run()
         if args.command == "demo":
             from .demo import run_demo
 

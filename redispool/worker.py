@@ -72,9 +72,13 @@ class Worker:
         self.reap_interval_s = min(2.0, max(0.2, self.heartbeat_ttl_s / 4))
         self._owns_client = redis is None
         resolved_url = resolve_url(url)
-        self.backend = Backend(redis if redis is not None else connect(resolved_url), self.keys)
+        # Every connection of this process carries one name, so others can tell when it is gone (see tick).
+        self.connection_name = f"redispool-worker-{_new_worker_id()}" if redis is None else ""
+        self.backend = Backend(redis if redis is not None else connect(resolved_url, self.connection_name),
+                               self.keys)
         # Heartbeats use a connection of their own, so a busy or blocked main connection cannot delay them.
-        self._beat = Backend(redis if redis is not None else connect(resolved_url), self.keys)
+        self._beat = Backend(redis if redis is not None else connect(resolved_url, self.connection_name),
+                             self.keys)
         self.id, self.inbox, self.slots = "", "", list[str]()
         self._new_identity()
         self._frames: queue.Queue[bytes | None] = queue.Queue()
@@ -124,6 +128,7 @@ class Worker:
 
     def _register(self) -> None:
         record = {"host": socket.gethostname(), "pid": os.getpid(), "concurrency": self.concurrency,
+                  "connection": self.connection_name,
                   "execution": self.execution, "tasks": sorted(registry.registered()), "started": time.time()}
         self.backend.register(self.id, record, self._ttl_ms, self.slots)
 
@@ -173,45 +178,47 @@ class Worker:
         """Drain: take this worker's slots out of the pool at once, finish the tasks already dispatched to
         it, deliver their results, then stop. Its slots never return to the idle stack. Tasks still running
         after `timeout` seconds are left to the reaper (re-queued once the heartbeat lapses)."""
-        with self._lock:
-            if self._stopped.is_set():
-                return
+        with self._lock:  # held briefly: the heartbeat thread takes it too, and stop waits for that thread
+            already_stopping = self._draining.is_set()
             self._draining.set()
             self._stop_requested.set()
-            try:
-                busy = self.backend.deregister(self.id, self.slots)
-                self.backend.push(self.inbox, protocol.WAKE)
-                log.info("worker %s draining: %d task(s) in flight", self.id, busy)
-            except BackendError as exc:
-                log.error("worker %s could not deregister: %s", self.id, exc)
-            deadline = None if timeout is None else time.monotonic() + timeout
-            if self._inbox_thread is not None:
-                self._inbox_thread.join(self._left(deadline))
-            for _ in self._threads:
-                self._frames.put(None)
-            for thread in self._threads:
-                thread.join(self._left(deadline))
-            self._stopped.set()
-            if self._beat_thread is not None:
-                self._beat_thread.join(5)
-            try:
-                self.backend.delete(self.inbox, self.keys.heartbeat(self.id))
-            except BackendError:
-                pass
+        if already_stopping:
+            self._stopped.wait(timeout)
+            return
+        try:
+            busy = self.backend.deregister(self.id, self.slots)
+            self.backend.push(self.inbox, protocol.WAKE)
+            log.info("worker %s draining: %d task(s) in flight", self.id, busy)
+        except BackendError as exc:
+            log.error("worker %s could not deregister: %s", self.id, exc)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._inbox_thread is not None:
+            self._inbox_thread.join(self._left(deadline))
+        for _ in self._threads:
+            self._frames.put(None)
+        for thread in self._threads:
+            thread.join(self._left(deadline))
+        self._stopped.set()
+        if self._beat_thread is not None:
+            self._beat_thread.join(5)
+        try:
+            self.backend.delete(self.inbox, self.keys.heartbeat(self.id))
+        except BackendError:
+            pass
         self._close_clients()
         log.info("worker %s stopped after %d task(s)", self.id, self.tasks_done)
 
     def abort(self) -> int:
         """Stop at once: re-queue this worker's running tasks (at the front, without counting a loss) and
         leave the pool. The tasks' threads are not interrupted; `run()` exits the process right after."""
-        with self._lock:
-            self._draining.set()
-            self._stopped.set()
-            try:
-                requeued = self.backend.abandon(self.id, self.slots)
-            except BackendError as exc:
-                log.error("worker %s could not re-queue its tasks (the reaper will): %s", self.id, exc)
-                requeued = 0
+        # No lock and no join: this must work while a drain is waiting for the running tasks.
+        self._draining.set()
+        self._stopped.set()
+        try:
+            requeued = self.backend.abandon(self.id, self.slots)
+        except BackendError as exc:
+            log.error("worker %s could not re-queue its tasks (the reaper will): %s", self.id, exc)
+            requeued = 0
         log.warning("worker %s stopped at once; %d running task(s) re-queued", self.id, requeued)
         return requeued
 
@@ -247,9 +254,26 @@ class Worker:
         now = time.monotonic()
         if now - self._last_reap >= self.reap_interval_s:
             self._last_reap = now
+            self._expire_disconnected()
             recovered = self._beat.reap(int(self.reap_interval_s * 1000), self.settings.result_ttl_ms)
             if recovered > 0:
                 log.warning("worker %s recovered %d task(s) from dead workers", self.id, recovered)
+
+    def _expire_disconnected(self) -> None:
+        """A worker killed outright (kill -9, OOM) drops its connections at once, long before its heartbeat
+        expires: end its heartbeat now, so the reap that follows recovers its tasks within one reap interval.
+        A paused or partitioned worker keeps (or loses) its connections like any client; fencing covers it.
+        Skipped where CLIENT LIST is not allowed or the worker shares an injected client (no name)."""
+        if not self._beat.try_lock("livecheck", int(self.reap_interval_s * 1000)):
+            return
+        names = self._beat.connected_client_names()
+        if names is None:
+            return
+        gone = [worker_id for worker_id, record in self._beat.workers().items()
+                if record.get("connection") and record["connection"] not in names]
+        if gone:
+            log.warning("worker %s: worker(s) %s disconnected; recovering their tasks", self.id, ", ".join(gone))
+            self._beat.delete(*(self.keys.heartbeat(w) for w in gone))
 
     def _beat_loop(self) -> None:
         interval_s = min(self.heartbeat_interval_s, self.reap_interval_s)

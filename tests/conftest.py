@@ -3,9 +3,11 @@ in-process workers and real worker processes that clean up what they built."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -96,20 +98,26 @@ class WorkerProcesses:
     def __init__(self, url: str) -> None:
         self.url = url
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.log_dir = Path(tempfile.mkdtemp(prefix="redispool-workers-"))
 
     def start(self, pool: str = "p", concurrency: int = 2, *extra: str) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, str(ROOT / "worker_main.py"), "--url", self.url, "--pool", pool,
                "--concurrency", str(concurrency), "--import", "tests.tasks", "--log-level", "WARNING", *extra]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Output goes to a file, never an unread pipe (a full pipe would block a chatty worker).
+        with open(self.log_dir / f"worker-{len(self.procs)}.log", "wb") as log:
+            proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
 
-    def start_and_wait(self, pool: str, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')}" for p in sorted(self.log_dir.glob("*.log")))
+
+    def start_and_wait(self, pool: str, count: int, concurrency: int, *extra: str) -> list[subprocess.Popen[bytes]]:
         """Start `count` workers and wait until all their slots are registered."""
         client = redis.Redis.from_url(self.url)
         before = client.hlen(f"rp:{{{pool}}}:slots")
-        procs = [self.start(pool, concurrency) for _ in range(count)]
+        procs = [self.start(pool, concurrency, *extra) for _ in range(count)]
         wait_until(lambda: client.hlen(f"rp:{{{pool}}}:slots") >= before + count * concurrency, 30,
                    message="worker slots registered")
         client.close()
@@ -124,9 +132,7 @@ class WorkerProcesses:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(10)
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 @pytest.fixture

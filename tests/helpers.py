@@ -18,3 +18,13 @@ def wait_until(predicate: Callable[[], T], timeout_s: float = 10.0, interval_s: 
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not met within {timeout_s:g} s (last value: {value!r})")
         time.sleep(interval_s)
+
+
+# Keys that change on their own while workers run (heartbeats, reaper locks) or belong to one client.
+VOLATILE_KEY_PARTS = (b":hb:", b":reaper", b":livecheck", b":reply:")
+
+
+def pool_data(client, prefix: str = "rp") -> dict[bytes, bytes]:
+    """A snapshot (DUMP) of every key under prefix except the volatile ones: equal snapshots mean nothing
+    was written."""
+    return {k: client.dump(k) for k in client.keys(f"{prefix}:*") if not any(p in k for p in VOLATILE_KEY_PARTS)}

@@ -80,3 +80,66 @@ def gate(url, key, timeout_s=30):
     r.rpush(f"{key}:entered", 1)
     got = r.blpop(key, timeout_s)
     return got is not None
+
+
+@task(name="t.flaky", retries=3, retry_backoff_s=0.05)
+def flaky(url, key, failures):
+    """Fail the first `failures` runs (counted in Redis under `key`), then return the run number."""
+    run = _client(url).incr(key)
+    if run <= failures:
+        raise RuntimeError(f"run {run} fails")
+    return run
+
+
+@task(name="t.retry_later")
+def retry_later(url, key, delay_s):
+    """Ask for one retry after delay_s via redispool.Retry; record each run's start time."""
+    from redispool import Retry
+
+    r = _client(url)
+    r.rpush(key, time.time())
+    if r.llen(key) == 1:
+        raise Retry(delay=delay_s)
+    return r.llen(key)
+
+
+@task(name="t.die")
+def die():
+    """A poison pill: kills the process that runs it, every time."""
+    os.kill(os.getpid(), 9)
+
+
+@task(name="t.die_once")
+def die_once(url, key):
+    """Kill the running process on the first run only; later runs return the run count."""
+    run = _client(url).incr(key)
+    if run == 1:
+        os.kill(os.getpid(), 9)
+    return run
+
+
+@task(name="t.spin")
+def spin(seconds):
+    """Busy Python code for `seconds` (a time limit can interrupt it in thread execution)."""
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
+@task(name="t.lost_fails", on_worker_lost="fail")
+def lost_fails(url, key):
+    """Record a run and block on the gate: used to kill its worker mid-run (at-most-once policy)."""
+    r = _client(url)
+    r.rpush(key, os.getpid())
+    r.blpop(f"{key}:gate", 60)
+    return "finished"
+
+
+@task(name="t.hold")
+def hold(url, key, seconds):
+    """Record a run (pid) and sleep: a task to kill or pause its worker under."""
+    _client(url).rpush(key, os.getpid())
+    time.sleep(seconds)
+    return os.getpid()

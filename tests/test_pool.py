@@ -7,7 +7,7 @@ import pytest
 
 import redispool
 from redispool import protocol
-from tests.helpers import wait_until
+from tests.helpers import pool_data, wait_until
 
 
 def test_submit_returns_future_with_result(make_pool, make_worker):
@@ -57,13 +57,12 @@ def test_unknown_task_fails_future_and_worker_keeps_serving(make_pool, make_work
 def test_unencodable_arguments_raise_before_any_redis_write(make_pool, make_worker, any_redis):
     make_worker()
     pool = make_pool()
-    before = {k: any_redis.dump(k) for k in any_redis.keys("rp:*") if b"reply" not in k}
+    before = pool_data(any_redis)
     with pytest.raises(redispool.SerializationError):
         pool.submit("t.echo", object())
     with pytest.raises(redispool.SerializationError):
         pool.submit("t.echo", {1: "map keys must be strings"})
-    after = {k: any_redis.dump(k) for k in any_redis.keys("rp:*") if b"reply" not in k}
-    assert after == before and pool.running() == 0 and pool.idle() == 2
+    assert pool_data(any_redis) == before and pool.running() == 0 and pool.idle() == 2
 
 
 def test_message_over_the_size_limit_is_refused_at_submit(make_pool, make_worker):
