@@ -251,3 +251,24 @@ def test_redis_kill_9_and_restart_under_load_resolves_every_future(tmp_path):
     finally:
         procs.cleanup()
         server.cleanup()
+
+
+def test_a_waiting_submitter_runs_the_reaper_when_no_worker_is_left(
+        pool, worker_procs, redis_server, real_redis, monkeypatch):
+    monkeypatch.setattr(redispool.pool, "REAP_AFTER_S", 1.0)
+    [only] = worker_procs.start_and_wait("p", 1, 1, *FAST)
+    held = pool.submit("t.hold", redis_server.url, "alone", 2.0)
+    wait_until(lambda: len(pids(real_redis, "alone")) == 1, message="task running")
+    later: list[object] = []
+    waiter = threading.Thread(target=lambda: later.append(pool.submit("t.echo", "later").result(60)))
+    waiter.start()
+    wait_until(lambda: pool.stats()["waiting"] == 1, message="submitter parked")
+    only.send_signal(signal.SIGKILL)
+    only.wait(10)
+    wait_until(lambda: pool.running() == 0 and pool.stats()["waiting"] == 2, 15,
+               message="the waiting submitter reaped the dead worker")
+    assert real_redis.lindex("rp:{p}:waiting", 0).decode() == held.id  # recovered work goes first
+    [fresh] = worker_procs.start_and_wait("p", 1, 1, *FAST)
+    assert held.result(30) == fresh.pid
+    waiter.join(30)
+    assert later == ["later"]
