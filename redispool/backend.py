@@ -11,7 +11,8 @@ import json
 import logging
 import threading
 from importlib import resources
-from typing import Any, Callable, Iterator, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import redis
 
@@ -34,7 +35,23 @@ def connect(url: str, client_name: str | None = None) -> redis.Redis:
         return redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=5.0,
                                     health_check_interval=30, client_name=client_name)
     except ValueError as exc:
-        raise BackendError(f"bad Redis URL {url!r}: {exc}") from exc
+        raise BackendError(f"bad Redis URL {mask_password(url)!r}: {exc}") from None
+
+
+def mask_password(url: str) -> str:
+    """The URL with its password replaced by ***, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def is_transient(exc: redis.RedisError) -> bool:
+    """Worth retrying: the connection failed or timed out (Redis restarting, a network blip); a wrong
+    password, a missing permission or a script error will not fix itself."""
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and not isinstance(
+        exc, redis.AuthenticationError)
 
 
 def _script_source(name: str) -> str:
@@ -66,11 +83,12 @@ class Backend:
         try:
             return fn()
         except redis.RedisError as exc:
-            raise BackendError(f"pool {self.keys.pool!r}: {what} failed: {exc}") from exc
+            raise BackendError(f"pool {self.keys.pool!r}: {what} failed: {exc}", transient=is_transient(exc)) from exc
 
-    def _script(self, name: str, extra_keys: list[str], args: list[Any]) -> Any:
+    def _script(self, name: str, extra_keys: Sequence[str | bytes], args: list[Any]) -> Any:
         script = self._scripts[name]
-        return self._call(name, lambda: script(keys=self.keys.shared + extra_keys, args=[self.keys.base, *args]))
+        keys = [*self.keys.shared, *extra_keys]
+        return self._call(name, lambda: script(keys=keys, args=[self.keys.base, *args]))
 
     # -- the pool's state machine ---------------------------------------------------------------------
     def acquire(self, task_id: str, envelope: bytes, reply_key: str, park: bool) -> int:
@@ -78,12 +96,14 @@ class Backend:
         return int(self._script("acquire", [self.keys.result(task_id)],
                                 [task_id, envelope, reply_key, "park" if park else "try"]))
 
-    def release(self, slot: str, task_id: str, attempt: int, reply_key: str, mode: str, frame: bytes,
-                result_ttl_ms: int, delay_ms: int = 0, error: str = "") -> bytes | None:
+    def release(self, slot: str, task_id: str | bytes, attempt: int, reply_key: str | bytes, mode: str,
+                frame: bytes, result_ttl_ms: int, delay_ms: int = 0, error: str = "",
+                keep_bytes: int = 0) -> bytes | None:
         """End a run (mode DONE, DEAD, RETRY or LOST); returns the dispatch frame of a parked task this slot
-        must run next, if any. A stale release (the lease moved on) writes nothing and returns None."""
+        must run next, if any. A stale release (the lease moved on) writes nothing and returns None.
+        keep_bytes: for DEAD, how much of the envelope the dead letter keeps (0: all of it)."""
         answer = self._script("release", [self.keys.result(task_id), reply_key],
-                              [slot, task_id, attempt, mode, frame, result_ttl_ms, delay_ms, error])
+                              [slot, task_id, attempt, mode, frame, result_ttl_ms, delay_ms, error, keep_bytes])
         return answer[1] if answer[0] == 2 else None
 
     def withdraw(self, task_id: str) -> bool:

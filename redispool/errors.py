@@ -55,7 +55,12 @@ class TaskError(RedisPoolError):
 
 
 class BackendError(RedisPoolError):
-    """Redis could not be reached or answered with an error; `__cause__` holds the redis-py error."""
+    """Redis could not be reached or answered with an error; `__cause__` holds the redis-py error.
+    `transient` says whether retrying can help (a lost connection) or not (bad credentials)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class ResultTimeout(RedisPoolError, TimeoutError):

@@ -49,7 +49,9 @@ class PoolKeys:
     def reply(self, client_id: str) -> str:
         return self.key(f"reply:{client_id}")
 
-    def result(self, task_id: str) -> str:
+    def result(self, task_id: str | bytes) -> str | bytes:
+        if isinstance(task_id, bytes):  # an id that is not text: only hostile frames carry one
+            return self.base.encode() + b"result:" + task_id
         return self.key(f"result:{task_id}")
 
     def heartbeat(self, worker_id: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from .errors import RedisPoolError
 
 ON_WORKER_LOST = ("requeue", "fail")
+MAX_HEADER_CHARS = 4096  # per-call options are a handful of numbers and words
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,18 @@ def header_json(options: dict[str, Any] | None) -> str:
 
 
 def parse_header_json(text: str) -> dict[str, Any]:
+    """Per-call options from a message header; anything but a JSON object is refused (RedisPoolError)."""
     if not text:
         return {}
+    if len(text) > MAX_HEADER_CHARS:
+        raise RedisPoolError(f"options header of {len(text)} characters is over {MAX_HEADER_CHARS}")
     try:
         value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    except (ValueError, RecursionError) as exc:
+        raise RedisPoolError(f"options header is not JSON: {type(exc).__name__}") from None
+    if not isinstance(value, dict):
+        raise RedisPoolError("options header is not a JSON object")
+    return value
 
 
 def _number(value: Any) -> bool:

@@ -104,8 +104,8 @@ class Pool:
         while True:
             try:
                 return self.backend.acquire(task_id, envelope, self._replies.reply_key, park=park)
-            except BackendError:
-                if time.monotonic() + backoff_s > give_up:
+            except BackendError as exc:
+                if not exc.transient or time.monotonic() + backoff_s > give_up:
                     raise
                 time.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 1.0)

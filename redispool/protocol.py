@@ -20,7 +20,8 @@ from typing import Any
 
 import msgpack
 
-from .errors import SerializationError, TaskError, TaskLost, TaskNotRegistered, TaskTimeout, WorkerLost
+from .errors import (RedisPoolError, SerializationError, TaskError, TaskLost, TaskNotRegistered, TaskTimeout,
+                     WorkerLost)
 from .options import header_json, parse_header_json
 
 VERSION = 1
@@ -87,6 +88,16 @@ def encode_envelope(task_id: str, reply_key: str, task: str, args: tuple | list,
     return data
 
 
+class MalformedDispatch(SerializationError):
+    """A dispatch frame whose slot and lease are readable but whose envelope header is not: the worker
+    still releases the slot (with the raw task id and reply key) so nothing leaks."""
+
+    def __init__(self, message: str, slot: str, attempt: int, raw_task_id: bytes, raw_reply_key: bytes) -> None:
+        super().__init__(message)
+        self.slot, self.attempt = slot, attempt
+        self.raw_task_id, self.raw_reply_key = raw_task_id, raw_reply_key
+
+
 def split_envelope(envelope: bytes) -> tuple[str, str, str, dict[str, Any], bytes]:
     """(task id, reply key, task name, per-call options, body); raises SerializationError."""
     parts = envelope.split(b"|", 4)
@@ -94,13 +105,14 @@ def split_envelope(envelope: bytes) -> tuple[str, str, str, dict[str, Any], byte
         raise SerializationError("malformed task envelope")
     try:
         task_id, reply_key, task, options = (p.decode("utf-8") for p in parts[:4])
-    except UnicodeDecodeError as exc:
-        raise SerializationError("malformed task envelope header") from exc
-    return task_id, reply_key, task, parse_header_json(options), parts[4]
+        return task_id, reply_key, task, parse_header_json(options), parts[4]
+    except (UnicodeDecodeError, RedisPoolError) as exc:
+        raise SerializationError(f"malformed task envelope header: {exc}") from None
 
 
 def split_dispatch(frame: bytes) -> Dispatch:
-    """Parse a dispatch frame's header; raises SerializationError."""
+    """Parse a dispatch frame; raises MalformedDispatch when only its slot part is readable, and
+    SerializationError when nothing is."""
     parts = frame.split(b"|", 3)
     if len(parts) != 4:
         raise SerializationError("malformed dispatch frame")
@@ -108,7 +120,11 @@ def split_dispatch(frame: bytes) -> Dispatch:
         slot, attempt, retries_done = parts[0].decode("ascii"), int(parts[1]), int(parts[2])
     except (UnicodeDecodeError, ValueError) as exc:
         raise SerializationError("malformed dispatch frame header") from exc
-    task_id, reply_key, task, options, body = split_envelope(parts[3])
+    try:
+        task_id, reply_key, task, options, body = split_envelope(parts[3])
+    except SerializationError as exc:
+        raw = parts[3].split(b"|", 2)
+        raise MalformedDispatch(str(exc), slot, attempt, raw[0], raw[1] if len(raw) > 1 else b"") from None
     return Dispatch(slot, attempt, retries_done, task_id, reply_key, task, options, body)
 
 
@@ -123,12 +139,12 @@ def decode_body(body: bytes, max_bytes: int) -> TaskMessage:
     return TaskMessage(args, kwargs)
 
 
-def result_frame(task_id: str, status: int, value: Any) -> bytes:
-    head = f"R{task_id}|".encode()
+def result_frame(task_id: str | bytes, status: int, value: Any) -> bytes:
+    head = b"R" + (task_id if isinstance(task_id, bytes) else task_id.encode()) + b"|"
     try:
         return head + pack([status, value])
     except SerializationError as exc:
-        return head + pack([BAD_MESSAGE, f"result of task {task_id} cannot be encoded: {exc}"])
+        return head + pack([BAD_MESSAGE, f"result of task {task_id!r} cannot be encoded: {exc}"])
 
 
 def error_value(exc: BaseException) -> dict[str, str]:

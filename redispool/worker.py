@@ -316,49 +316,58 @@ class Worker:
                 frame = self._frames.get()
                 if frame is None:
                     return
-                try:
-                    dispatch = protocol.split_dispatch(frame)
-                except SerializationError as exc:
-                    self._bury(frame, exc)
-                    continue
-                self._run_chain(dispatch, runner)
+                self._run_chain(frame, runner)
         finally:
             runner.close()
 
     def _bury(self, frame: bytes, exc: Exception) -> None:
-        """An inbox entry that names no task: keep (the start of) it in the dead letters; nothing to release."""
+        """An inbox entry that names no slot: keep (the start of) it in the dead letters; nothing to release."""
         log.error("worker %s: unreadable inbox entry (%d bytes) set aside: %s", self.id, len(frame), exc)
         try:
             self.backend.bury(f"raw-{uuid.uuid4().hex}", frame[:RAW_DEAD_LETTER_BYTES], f"SerializationError: {exc}")
         except BackendError as err:
             log.error("worker %s: could not dead-letter the entry: %s", self.id, err)
 
-    def _run_chain(self, dispatch: protocol.Dispatch, runner: ThreadRunner | ProcessRunner) -> None:
-        """Run a task, release its slot, and keep running the parked tasks the release hands this slot."""
-        while True:
-            mode, frame, delay_ms, error = self._execute(dispatch, runner)
-            next_frame = self._release(dispatch, mode, frame, delay_ms, error)
-            if next_frame is None:
-                return
-            try:
-                dispatch = protocol.split_dispatch(next_frame)
-            except SerializationError as exc:  # the envelope was checked at submit: should not happen
-                self._bury(next_frame, exc)
-                return
+    def _refuse(self, bad: protocol.MalformedDispatch) -> bytes | None:
+        """A dispatch whose envelope header is unreadable: release its slot with the raw ids, so the slot comes
+        back and the task is dead-lettered (its submitter, if any, gets SerializationError)."""
+        log.error("worker %s: task on slot %s has an unreadable header: %s", self.id, bad.slot, bad)
+        frame = protocol.result_frame(bad.raw_task_id, protocol.BAD_MESSAGE, str(bad))
+        return self._release_raw(bad.slot, bad.raw_task_id, bad.attempt, bad.raw_reply_key, DEAD, frame, 0,
+                                 f"bad message: {bad}", RAW_DEAD_LETTER_BYTES)
 
-    def _execute(self, d: protocol.Dispatch, runner: ThreadRunner | ProcessRunner) -> tuple[str, bytes, int, str]:
-        """Run one attempt; returns (release mode, outcome frame, retry delay ms, dead-letter error)."""
+    def _run_chain(self, frame: bytes | None, runner: ThreadRunner | ProcessRunner) -> None:
+        """Run a task, release its slot, and keep running the parked tasks the release hands this slot."""
+        while frame is not None:
+            try:
+                dispatch = protocol.split_dispatch(frame)
+            except protocol.MalformedDispatch as bad:
+                frame = self._refuse(bad)
+                continue
+            except SerializationError as exc:
+                self._bury(frame, exc)
+                return
+            mode, result, delay_ms, error, keep_bytes = self._execute(dispatch, runner)
+            frame = self._release_raw(dispatch.slot, dispatch.task_id, dispatch.attempt, dispatch.reply_key, mode,
+                                      result, delay_ms, error, keep_bytes)
+
+    def _execute(self, d: protocol.Dispatch,
+                 runner: ThreadRunner | ProcessRunner) -> tuple[str, bytes, int, str, int]:
+        """Run one attempt; returns (release mode, outcome frame, retry delay ms, dead-letter error, bytes of
+        the envelope a dead letter keeps)."""
         try:
             message = protocol.decode_body(d.body, self.settings.max_message_bytes)
             spec = registry.lookup(d.task)
             options = TaskOptions.merged(spec.options if spec else None, d.options)
-        except (SerializationError, RedisPoolError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - hostile bytes can fail in many ways; none may kill the thread
             log.error("worker %s: task %s has a bad message: %s", self.id, d.task_id, exc)
-            return DEAD, protocol.result_frame(d.task_id, protocol.BAD_MESSAGE, str(exc)), 0, f"bad message: {exc}"
+            return (DEAD, protocol.result_frame(d.task_id, protocol.BAD_MESSAGE, str(exc)), 0,
+                    f"bad message: {exc}", RAW_DEAD_LETTER_BYTES)
         if spec is None:
             log.error("worker %s: task %s names unregistered task %r", self.id, d.task_id, d.task)
+            # Kept whole: once a worker serves that name, the dead letter can be requeued.
             return (DEAD, protocol.result_frame(d.task_id, protocol.NOT_REGISTERED, d.task), 0,
-                    f"TaskNotRegistered: {d.task}")
+                    f"TaskNotRegistered: {d.task}", 0)
         try:
             result = runner.run(d.task, message.args, message.kwargs, options.time_limit)
         except Exception as exc:  # noqa: BLE001 - the runner itself failed: count it as a lost run
@@ -367,7 +376,7 @@ class Worker:
         with self._count_lock:
             self.tasks_done += 1
         if result.status == RUN_LOST:
-            return LOST, b"", 0, ""
+            return LOST, b"", 0, "", 0
         if result.status == protocol.ERROR:
             if result.retry_requested:
                 limit = result.retry_limit if result.retry_limit is not None else (
@@ -377,21 +386,23 @@ class Worker:
             if d.retries_done < limit:
                 delay_s = result.retry_delay_s if result.retry_delay_s is not None else backoff_s(
                     d.retries_done, options.retry_backoff_s, options.retry_backoff_max_s)
-                return RETRY, b"", int(delay_s * 1000), ""
-        return DONE, protocol.result_frame(d.task_id, result.status, result.value), 0, ""
+                return RETRY, b"", int(delay_s * 1000), "", 0
+        return DONE, protocol.result_frame(d.task_id, result.status, result.value), 0, "", 0
 
-    def _release(self, d: protocol.Dispatch, mode: str, frame: bytes, delay_ms: int, error: str) -> bytes | None:
-        """Release with retries: the script is idempotent, so re-sending after an error is safe."""
+    def _release_raw(self, slot: str, task_id: str | bytes, attempt: int, reply_key: str | bytes, mode: str,
+                     frame: bytes, delay_ms: int, error: str, keep_bytes: int) -> bytes | None:
+        """Release with retries (the script is idempotent, so re-sending after an error is safe); returns
+        the dispatch frame of the parked task the slot runs next, if any."""
         backoff = 0.05
         while True:
             try:
-                return self.backend.release(d.slot, d.task_id, d.attempt, d.reply_key, mode, frame,
-                                            self.settings.result_ttl_ms, delay_ms, error)
+                return self.backend.release(slot, task_id, attempt, reply_key, mode, frame,
+                                            self.settings.result_ttl_ms, delay_ms, error, keep_bytes)
             except BackendError as exc:
                 if self._stopped.is_set():
-                    log.error("worker %s: gave up releasing task %s: %s", self.id, d.task_id, exc)
+                    log.error("worker %s: gave up releasing task %r: %s", self.id, task_id, exc)
                     return None
-                log.warning("worker %s: release of task %s failed (%s); retrying in %.2fs",
-                            self.id, d.task_id, exc, backoff)
+                log.warning("worker %s: release of task %r failed (%s); retrying in %.2fs",
+                            self.id, task_id, exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)

@@ -58,16 +58,24 @@ def pids(real_redis: redis.Redis, key: str) -> list[int]:
     return [int(p) for p in real_redis.lrange(key, 0, -1)]
 
 
+def hold_with_a_parked_submitter(pool: redispool.Pool, url: str, real_redis: redis.Redis, key: str,
+                                 hold_s: float) -> tuple[redispool.TaskFuture, threading.Thread, list[object]]:
+    """Run t.hold (recording its pid under key) on the only free slot, then park a second submitter
+    behind it; returns the held future, the parked submitter's thread and the list it appends its result to."""
+    held = pool.submit("t.hold", url, key, hold_s)
+    wait_until(lambda: len(pids(real_redis, key)) == 1, message="task running")
+    results: list[object] = []
+    waiter = threading.Thread(target=lambda: results.append(pool.submit("t.echo", "after").result(60)))
+    waiter.start()
+    wait_until(lambda: pool.stats()["waiting"] == 1, message="a submitter parked behind the task")
+    return held, waiter, results
+
+
 def test_kill_9_of_a_busy_worker_reruns_its_task_elsewhere_and_frees_capacity(
         pool, worker_procs, redis_server, real_redis):
     procs = worker_procs.start_and_wait("p", 2, 1, *FAST)
     pool.set_capacity(1)
-    held = pool.submit("t.hold", redis_server.url, "held", 1.0)
-    wait_until(lambda: len(pids(real_redis, "held")) == 1, message="task running")
-    blocked: list[object] = []
-    waiter = threading.Thread(target=lambda: blocked.append(pool.submit("t.echo", "after").result(30)))
-    waiter.start()
-    wait_until(lambda: pool.stats()["waiting"] == 1, message="a submitter blocked behind the task")
+    held, waiter, blocked = hold_with_a_parked_submitter(pool, redis_server.url, real_redis, "held", 1.0)
 
     victim = next(p for p in procs if p.pid == pids(real_redis, "held")[0])
     with RunningSampler(redis_server.url) as sampler:
@@ -257,12 +265,7 @@ def test_a_waiting_submitter_runs_the_reaper_when_no_worker_is_left(
         pool, worker_procs, redis_server, real_redis, monkeypatch):
     monkeypatch.setattr(redispool.pool, "REAP_AFTER_S", 1.0)
     [only] = worker_procs.start_and_wait("p", 1, 1, *FAST)
-    held = pool.submit("t.hold", redis_server.url, "alone", 2.0)
-    wait_until(lambda: len(pids(real_redis, "alone")) == 1, message="task running")
-    later: list[object] = []
-    waiter = threading.Thread(target=lambda: later.append(pool.submit("t.echo", "later").result(60)))
-    waiter.start()
-    wait_until(lambda: pool.stats()["waiting"] == 1, message="submitter parked")
+    held, waiter, later = hold_with_a_parked_submitter(pool, redis_server.url, real_redis, "alone", 2.0)
     only.send_signal(signal.SIGKILL)
     only.wait(10)
     wait_until(lambda: pool.running() == 0 and pool.stats()["waiting"] == 2, 15,
@@ -271,4 +274,4 @@ def test_a_waiting_submitter_runs_the_reaper_when_no_worker_is_left(
     [fresh] = worker_procs.start_and_wait("p", 1, 1, *FAST)
     assert held.result(30) == fresh.pid
     waiter.join(30)
-    assert later == ["later"]
+    assert later == ["after"]

@@ -2,7 +2,8 @@
 -- KEYS[18] the task's result key, KEYS[19] the submitter's reply key.
 -- ARGV[2] slot id, ARGV[3] task id, ARGV[4] attempt (the fencing token), ARGV[5] mode:
 --   "done"  record the outcome frame ARGV[6] (result key, kept ARGV[7] ms) and push it to the reply key;
---   "dead"  the same, and dead-letter the task with error text ARGV[9] (bad message, unknown task);
+--   "dead"  the same, and dead-letter the task with error text ARGV[9] (bad message, unknown task),
+--           keeping the first ARGV[10] bytes of its envelope (0: all);
 --   "retry" keep the task and re-queue it after ARGV[8] ms of backoff, counting a retry;
 --   "lost"  the run was lost with its child process: re-queue or fail it as a dead worker's task.
 -- Then either hand the slot straight to the oldest parked task (running unchanged) or push it back and
@@ -38,6 +39,8 @@ else
   if mode == 'dead' then
     local envelope = redis.call('HGET', K_TASKS, id) or ''
     local _, _, task = envelope_header(envelope)
+    local keep = tonumber(ARGV[10]) or 0
+    if keep > 0 then envelope = string.sub(envelope, 1, keep) end
     dead_letter(id, envelope, task or '?', ARGV[9] or '', attempt)
   end
   finish(id)
