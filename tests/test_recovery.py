@@ -275,3 +275,40 @@ def test_a_waiting_submitter_runs_the_reaper_when_no_worker_is_left(
     assert held.result(30) == fresh.pid
     waiter.join(30)
     assert later == ["after"]
+
+
+def test_a_parked_submitter_parks_again_after_a_redis_restart_and_its_timeout_still_applies():
+    server = RedisServer().start()
+    procs = WorkerProcesses(server.url)
+    try:
+        with redispool.Pool("p", server.url) as pool:  # no worker yet: every submit parks
+            outcomes: dict[str, object] = {}
+            ended: dict[str, float] = {}
+
+            def parked(name: str, timeout: float | None) -> None:
+                try:
+                    outcomes[name] = pool.submit_with("t.echo", (name,), timeout=timeout).result(60)
+                except redispool.RedisPoolError as exc:
+                    outcomes[name] = exc
+                ended[name] = time.monotonic()
+
+            started = time.monotonic()
+            waiting = [threading.Thread(target=parked, args=("patient", None)),
+                       threading.Thread(target=parked, args=("hasty", 5.0))]
+            for thread in waiting:
+                thread.start()
+            wait_until(lambda: pool.stats()["waiting"] == 2, message="both parked")
+            server.stop()  # kill -9 without persistence: the waiting line is gone
+            server.start()
+            wait_until(lambda: pool.stats()["waiting"] == 2, 10, message="both parked again")
+            waiting[1].join(15)
+            assert isinstance(outcomes["hasty"], redispool.PoolTimeout)
+            assert 5.0 <= ended["hasty"] - started < 8.0  # its own timeout, counted from its submit
+            assert pool.stats()["waiting"] == 1  # withdrawn atomically; the patient one still waits
+            procs.start_and_wait("p", 1, 1, *FAST)
+            waiting[0].join(30)
+            assert outcomes["patient"] == "patient"
+            wait_until(lambda: pool.running() == 0 and pool.stats()["waiting"] == 0, 30)
+    finally:
+        procs.cleanup()
+        server.cleanup()
