@@ -25,7 +25,7 @@ BLOCK_S = 1.0
 SOCKET_TIMEOUT_S = 10.0
 T = TypeVar("T")
 
-DISPATCHED, PARKED, FULL = 1, 2, 0
+DISPATCHED, PARKED, QUEUED, FULL = 1, 2, 3, 0
 
 
 def connect(url: str, client_name: str | None = None) -> redis.Redis:
@@ -77,6 +77,7 @@ class Backend:
         self.client: Any = client
         self.keys = keys
         self._scripts = {name: client.register_script(_script_source(name)) for name in SCRIPT_NAMES}
+        self._base = keys.base.encode()
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -88,13 +89,30 @@ class Backend:
     def _script(self, name: str, extra_keys: Sequence[str | bytes], args: list[Any]) -> Any:
         script = self._scripts[name]
         keys = [*self.keys.shared, *extra_keys]
-        return self._call(name, lambda: script(keys=keys, args=[self.keys.base, *args]))
+        argv = [self._base, *args]
+
+        def run() -> Any:
+            # Script reloads once on NOSCRIPT; a SCRIPT FLUSH racing that reload falls back to EVAL, which
+            # needs no cache. Safe to repeat: every script is idempotent.
+            try:
+                return script(keys=keys, args=argv)
+            except redis.exceptions.NoScriptError:
+                return self.client.eval(script.script, len(keys), *keys, *argv)
+
+        return self._call(name, run)
 
     # -- the pool's state machine ---------------------------------------------------------------------
-    def acquire(self, task_id: str, envelope: bytes, reply_key: str, park: bool) -> int:
-        """DISPATCHED, PARKED or FULL (FULL only when park is False)."""
-        return int(self._script("acquire", [self.keys.result(task_id)],
-                                [task_id, envelope, reply_key, "park" if park else "try"]))
+    def acquire(self, task_id: str, envelope: bytes, reply_key: str, park: bool, queue_size: int = 0) -> int:
+        """DISPATCHED, PARKED, QUEUED (parked within queue_size) or FULL (only when park is False)."""
+        return self.acquire_many([(task_id, envelope)], reply_key, park, queue_size)[0]
+
+    def acquire_many(self, tasks: Sequence[tuple[str, bytes]], reply_key: str, park: bool,
+                     queue_size: int = 0) -> list[int]:
+        """One code per (task id, envelope), as `acquire`, in one round trip."""
+        args: list[Any] = ["park" if park else "try", queue_size, reply_key]
+        for task_id, envelope in tasks:
+            args += (task_id, envelope)
+        return [int(code) for code in self._script("acquire", [], args)]
 
     def release(self, slot: str, task_id: str | bytes, attempt: int, reply_key: str | bytes, mode: str,
                 frame: bytes, result_ttl_ms: int, delay_ms: int = 0, error: str = "",

@@ -24,6 +24,7 @@ class PoolTimeout(RedisPoolError):
         super().__init__(f"pool {pool!r}: no slot within {timeout_s:g} s; the task was withdrawn")
         self.pool = pool
         self.timeout_s = timeout_s
+        self.submitted: list = []  # submit_many: futures of the tasks that were dispatched before the timeout
 
 
 class PoolClosed(RedisPoolError):

@@ -5,6 +5,7 @@ Redis Cluster slot and each script touches a single slot. The prefix isolates te
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -38,10 +39,11 @@ class PoolKeys:
     def key(self, name: str) -> str:
         return self.base + name
 
-    @property
-    def shared(self) -> list[str]:
-        """The keys every script receives first, in the order `_lib.lua` names them."""
-        return [self.key(n) for n in SHARED_KEYS]
+    @functools.cached_property
+    def shared(self) -> tuple[bytes, ...]:
+        """The keys every script receives first, in the order `_lib.lua` names them (encoded once: they
+        are sent with every script call)."""
+        return tuple(self.key(n).encode() for n in SHARED_KEYS)
 
     def inbox(self, worker_id: str) -> str:
         return self.key(f"inbox:{worker_id}")

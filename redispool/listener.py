@@ -34,33 +34,40 @@ class ReplyListener:
         self._lock = threading.Lock()
         self._pending: dict[str, TaskFuture] = {}
         self._confirmed: dict[str, float] = {}  # task id -> when Redis acknowledged it (monotonic)
-        self._grants: dict[str, threading.Event] = {}
+        self._grants: dict[str, threading.Event] = {}  # parked submitters waiting for their grant
+        self._early_grants: set[str] = set()  # grants that arrived before their submitter asked to wait
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sweep = time.monotonic()
 
-    def expect(self, future: TaskFuture) -> threading.Event:
-        """Register a future and its grant event before the task reaches Redis, so no frame is missed."""
+    def expect(self, future: TaskFuture) -> None:
+        """Register a future before its task reaches Redis, so no frame for it is missed."""
         self._start()
-        event = threading.Event()
         with self._lock:
             self._pending[future.id] = future
-            self._grants[future.id] = event
-        return event
 
-    def confirm(self, task_id: str, granted: bool) -> None:
-        """Redis has the task (dispatched, or parked when not granted): from now on a sweep may find it lost."""
+    def confirm(self, task_id: str, granted: bool) -> threading.Event | None:
+        """Redis has the task: from now on a sweep may find it lost. For a parked task (not granted) returns
+        the event its grant sets (already set if the grant frame came first)."""
+        event = None
         with self._lock:
             if task_id in self._pending:
                 self._confirmed[task_id] = time.monotonic()
             if granted:
                 self._grants.pop(task_id, None)
+            else:
+                event = self._grants[task_id] = threading.Event()
+                if task_id in self._early_grants or self._closed.is_set():
+                    self._early_grants.discard(task_id)
+                    event.set()
+        return event
 
     def forget(self, task_id: str) -> None:
         with self._lock:
             self._pending.pop(task_id, None)
             self._confirmed.pop(task_id, None)
             self._grants.pop(task_id, None)
+            self._early_grants.discard(task_id)
 
     def pending(self, task_id: str) -> TaskFuture | None:
         with self._lock:
@@ -88,6 +95,7 @@ class ReplyListener:
         with self._lock:
             future = self._pending.pop(task_id, None)
             self._confirmed.pop(task_id, None)
+            self._early_grants.discard(task_id)
             event = self._grants.pop(task_id, None)
         if event is not None:
             event.set()
@@ -97,8 +105,11 @@ class ReplyListener:
     def _handle(self, frame: bytes) -> None:
         kind = frame[:1]
         if kind == b"G":
+            task_id = frame[1:].decode("ascii", "replace")
             with self._lock:
-                event = self._grants.pop(frame[1:].decode("ascii", "replace"), None)
+                event = self._grants.pop(task_id, None)
+                if event is None and task_id in self._pending:
+                    self._early_grants.add(task_id)
             if event is not None:
                 event.set()
         elif kind in (b"R", b"E"):
@@ -148,6 +159,7 @@ class ReplyListener:
             pending, self._pending = self._pending, {}
             grants, self._grants = self._grants, {}
             self._confirmed.clear()
+            self._early_grants.clear()
         for event in grants.values():
             event.set()
         for future in pending.values():

@@ -5,6 +5,7 @@ Workers publish each task's declared options to Redis, so the reaper applies `ma
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -64,6 +65,20 @@ class TaskOptions:
             if layer:
                 values.update({k: v for k, v in layer.items() if k in cls.names()})
         return cls(**values)
+
+    @classmethod
+    @functools.lru_cache(maxsize=1024)
+    def _merged_cached(cls, declared: tuple[tuple[str, Any], ...], per_call: tuple[tuple[str, Any], ...]
+                       ) -> "TaskOptions":
+        return cls.merged(dict(declared), dict(per_call))
+
+    @classmethod
+    def for_run(cls, declared: dict[str, Any] | None, per_call: dict[str, Any] | None) -> "TaskOptions":
+        """`merged(declared, per_call)`, cached: a worker resolves the same few combinations per task."""
+        try:
+            return cls._merged_cached(tuple(sorted((declared or {}).items())), tuple(sorted((per_call or {}).items())))
+        except TypeError:  # an unhashable (hostile) value: resolve without the cache
+            return cls.merged(declared, per_call)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import time
@@ -11,7 +12,8 @@ from typing import Any, Callable, Iterable, Iterator
 import redis as redis_py
 
 from . import protocol
-from .backend import ACTIVE_STATE, DISPATCHED, FULL, MISSING_STATE, PARKED_STATE, Backend, connect
+from .backend import (ACTIVE_STATE, DISPATCHED, FULL, MISSING_STATE, PARKED, PARKED_STATE, Backend,
+                      connect)
 from .config import Settings, resolve_url
 from .errors import BackendError, PoolClosed, PoolFull, PoolTimeout, RedisPoolError, ResultTimeout
 from .dead_letters import DeadLetter
@@ -27,6 +29,8 @@ log = logging.getLogger("redispool")
 RECHECK_S = 2.0
 # ...and runs the reaper itself after waiting this long (a default heartbeat TTL), then as often again.
 REAP_AFTER_S = 10.0
+# Tasks per acquire call in submit_many and map.
+ACQUIRE_BATCH = 512
 
 
 class Pool:
@@ -37,16 +41,26 @@ class Pool:
     redis: an existing redis-py (or fakeredis) client to use instead of `url`; the pool does not close it.
     capacity: when given, sets the cluster-wide cap (see `set_capacity`).
     settings: key prefix, result TTL and message size limit (default: `Settings.from_env()`).
+    queue_size: GoPool's task queue. 0 (default) is strict hand-off: a submit that finds the pool full
+    blocks until its task is dispatched. With N > 0, a submit returns as soon as its task is parked while
+    fewer than N tasks wait ahead of it, and blocks only beyond that: producers run ahead by up to N tasks
+    (still first come, first served, still capped), and need not wait a round trip per task for a grant.
     """
 
     def __init__(self, name: str = "default", url: str | None = None, *, redis: redis_py.Redis | None = None,
-                 capacity: int | None = None, settings: Settings | None = None) -> None:
+                 capacity: int | None = None, settings: Settings | None = None, queue_size: int = 0) -> None:
+        if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 0:
+            raise RedisPoolError(f"queue_size must be an int >= 0, not {queue_size!r}")
         self.name = name
+        self.queue_size = queue_size
         self.settings = settings or Settings.from_env()
         self.keys = PoolKeys(self.settings.prefix, name)
         self._owns_client = redis is None
         self.backend = Backend(redis if redis is not None else connect(resolve_url(url)), self.keys)
         self.client_id = uuid.uuid4().hex
+        # Task ids: this client's random prefix and a counter (unique without a urandom call per task).
+        self._id_prefix = self.client_id[:20]
+        self._ids = itertools.count(1)
         self._replies = ReplyListener(self.backend, self.keys.reply(self.client_id))
         if capacity is not None:
             self.set_capacity(capacity)
@@ -69,33 +83,61 @@ class Pool:
         overriding the task's declared ones. Bad arguments or options raise before anything is written.
         While Redis is unreachable the submit retries for `settings.redis_retry_s`, then raises BackendError.
         """
+        return self._submit(task_name, [(args, kwargs)], block, timeout, options)[0]
+
+    def submit_many(self, task_name: str | Callable[..., Any], calls: Iterable[tuple | list], *,
+                    timeout: float | None = None, **options: Any) -> list[TaskFuture]:
+        """Submit `task_name(*call)` for each call (a tuple of positional arguments), in order, with one
+        Redis round trip per 512 tasks. Blocks until every task is dispatched (or queued, see queue_size),
+        in the same first-come-first-served line as single submits. On `timeout`, the tasks still parked
+        are withdrawn and PoolTimeout is raised; its `submitted` lists the futures of those that were not.
+        """
+        return self._submit(task_name, [(call, None) for call in calls], True, timeout, options)
+
+    def _submit(self, task_name: str | Callable[..., Any], calls: list[tuple[tuple | list, dict[str, Any] | None]],
+                block: bool, timeout: float | None, options: dict[str, Any]) -> list[TaskFuture]:
         self._check_open()
         if timeout is not None and not timeout >= 0:
             raise RedisPoolError(f"timeout must be >= 0 seconds, not {timeout!r}")
         name = task_name_of(task_name)
         TaskOptions.check(options)
-        task_id = uuid.uuid4().hex
-        envelope = protocol.encode_envelope(task_id, self._replies.reply_key, name, args, kwargs, options,
-                                            max_bytes=self.settings.max_message_bytes)
-        future = TaskFuture(task_id, name)
-        grant = self._replies.expect(future)
+        reply_key = self._replies.reply_key
+        # Encode everything first: a bad argument anywhere fails the call before anything is written.
+        prepared = []
+        for args, kwargs in calls:
+            task_id = f"{self._id_prefix}{next(self._ids):x}"
+            prepared.append((task_id, protocol.encode_envelope(task_id, reply_key, name, args, kwargs, options,
+                                                               max_bytes=self.settings.max_message_bytes)))
+        futures = [TaskFuture(task_id, name) for task_id, _ in prepared]
+        for future in futures:
+            self._replies.expect(future)
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            code = self._acquire(task_id, envelope, block, deadline)
-        except BaseException:
-            self._replies.forget(task_id)
-            raise
-        if code == DISPATCHED:
-            self._replies.confirm(task_id, granted=True)
-            return future
-        if code == FULL:
-            self._replies.forget(task_id)
-            raise PoolFull(self.name)
-        self._replies.confirm(task_id, granted=False)
-        self._wait_for_grant(task_id, envelope, grant, timeout, deadline)
-        return future
+        parked: list[tuple[str, bytes, threading.Event]] = []
+        for start in range(0, len(prepared), ACQUIRE_BATCH):
+            chunk = prepared[start:start + ACQUIRE_BATCH]
+            try:
+                codes = self._acquire(chunk, block, deadline)
+            except BaseException:
+                for task_id, _ in prepared[start:]:
+                    self._replies.forget(task_id)
+                raise
+            for (task_id, envelope), code in zip(chunk, codes, strict=True):
+                if code == FULL:
+                    self._replies.forget(task_id)
+                    raise PoolFull(self.name)
+                grant = self._replies.confirm(task_id, granted=code != PARKED)
+                if grant is not None:
+                    parked.append((task_id, envelope, grant))
+        for i, (task_id, envelope, grant) in enumerate(parked):
+            try:
+                self._wait_for_grant(task_id, envelope, grant, timeout, deadline)
+            except PoolTimeout as exc:
+                withdrawn = {task_id} | {later for later, _, _ in parked[i + 1:] if self._withdraw(later)}
+                exc.submitted = [f for f in futures if f.id not in withdrawn]
+                raise
+        return futures
 
-    def _acquire(self, task_id: str, envelope: bytes, park: bool, deadline: float | None) -> int:
+    def _acquire(self, tasks: list[tuple[str, bytes]], park: bool, deadline: float | None) -> list[int]:
         """The acquire script, re-sent with backoff while Redis is unreachable (it is idempotent)."""
         give_up = time.monotonic() + self.settings.redis_retry_s
         if deadline is not None:
@@ -103,7 +145,7 @@ class Pool:
         backoff_s = 0.05
         while True:
             try:
-                return self.backend.acquire(task_id, envelope, self._replies.reply_key, park=park)
+                return self.backend.acquire_many(tasks, self._replies.reply_key, park, self.queue_size)
             except BackendError as exc:
                 if not exc.transient or time.monotonic() + backoff_s > give_up:
                     raise
@@ -134,7 +176,7 @@ class Pool:
                     state = self.backend.task_states([task_id])[task_id]
                     if state == MISSING_STATE:  # Redis lost it (restart): park it again
                         state = ACTIVE_STATE if self.backend.acquire(
-                            task_id, envelope, self._replies.reply_key, park=True) == DISPATCHED else PARKED_STATE
+                            task_id, envelope, self._replies.reply_key, True) == DISPATCHED else PARKED_STATE
                     if state != PARKED_STATE:
                         self._replies.confirm(task_id, granted=True)
                         return
@@ -166,19 +208,23 @@ class Pool:
         """Yield `task_name(item)` for each item, in input order, with at most max_in_flight outstanding.
 
         Each item is one positional argument (tuples are not splatted). Default max_in_flight: twice the
-        pool's capacity (at least 1). The first task error is raised when its turn comes. options: as for
+        pool's capacity (at least 1). Items are submitted in batches (one round trip per batch) whenever
+        the window is half empty. The first task error is raised when its turn comes. options: as for
         submit_with.
         """
         limit = max_in_flight if max_in_flight is not None else max(1, 2 * self.capacity())
         if limit < 1:
             raise RedisPoolError(f"max_in_flight must be >= 1, not {limit!r}")
+        items = iter(iterable)
         window: collections.deque[TaskFuture] = collections.deque()
         try:
-            for item in iterable:
-                if len(window) >= limit:
-                    yield window.popleft().result()
-                window.append(self.submit_with(task_name, (item,), **options))
-            while window:
+            while True:
+                if len(window) <= limit // 2:
+                    batch = [(item,) for item in itertools.islice(items, limit - len(window))]
+                    if batch:
+                        window.extend(self.submit_many(task_name, batch, **options))
+                if not window:
+                    return
                 yield window.popleft().result()
         finally:
             for future in window:

@@ -358,7 +358,7 @@ class Worker:
         try:
             message = protocol.decode_body(d.body, self.settings.max_message_bytes)
             spec = registry.lookup(d.task)
-            options = TaskOptions.merged(spec.options if spec else None, d.options)
+            options = TaskOptions.for_run(spec.options if spec else None, d.options)
         except Exception as exc:  # noqa: BLE001 - hostile bytes can fail in many ways; none may kill the thread
             log.error("worker %s: task %s has a bad message: %s", self.id, d.task_id, exc)
             return (DEAD, protocol.result_frame(d.task_id, protocol.BAD_MESSAGE, str(exc)), 0,

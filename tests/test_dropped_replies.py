@@ -91,8 +91,8 @@ def test_lost_acquire_reply_dispatches_once(pool, proxy, proxied_workers, redis_
     future = pool.submit("t.gate", redis_server.url, "g")
 
     # The first acquire ran and dispatched (its reply, lost, said 1); the re-sent one answered 1 again.
-    assert acquire.dropped == [b":1\r\n"]
-    assert acquire.requests == 2 and acquire.forwarded == [b":1\r\n"]
+    assert acquire.dropped == [b"*1\r\n:1\r\n"]  # one code per task: dispatched
+    assert acquire.requests == 2 and acquire.forwarded == [b"*1\r\n:1\r\n"]
     wait_until(lambda: real_redis.llen("g:entered") == 1, 10, message="task running")
     proxy.count_in_replies(r_frame(future.id))
     assert real_redis.hlen(K + "leases") == 1 and int(real_redis.get(K + "running")) == 1  # one lease

@@ -14,7 +14,7 @@ def test_submit_returns_future_with_result(make_pool, make_worker):
     make_worker()
     pool = make_pool()
     future = pool.submit("t.add", 2, 3)
-    assert isinstance(future, redispool.TaskFuture) and len(future.id) == 32
+    assert isinstance(future, redispool.TaskFuture) and future.id and "|" not in future.id
     assert future.result(10) == 5
     assert pool.submit("t.echo", {"a": [1, 2.5, None, "x", b"\x00"]}).result(10) == {"a": [1, 2.5, None, "x", b"\x00"]}
 
@@ -360,3 +360,44 @@ def test_submitter_whose_grant_is_lost_still_returns_its_dispatched_future(make_
     future = pool.submit_with("t.echo", ("dispatched",), timeout=timeout_s)
     assert future.result(10) == "dispatched"
     assert pool.stats()["waiting"] == 0
+
+
+def test_queue_size_lets_submits_run_ahead_then_blocks_beyond_it(make_pool, make_worker, any_redis):
+    make_worker(concurrency=1)
+    pool = make_pool(queue_size=2)
+    gate = pool.submit("t.sleep", 0.6)  # takes the only slot
+    wait_until(lambda: pool.running() == 1)
+    queued = [pool.submit("t.echo", i) for i in range(2)]  # return at once: fewer than 2 wait ahead
+    assert pool.stats()["waiting"] == 2 and not any(f.done() for f in queued)
+    with pytest.raises(redispool.PoolTimeout):
+        pool.submit_with("t.echo", (2,), timeout=0.2)  # a third would wait: the queue is full
+    assert [f.result(10) for f in queued] == [0, 1] and gate.result(10) == 0.6
+    assert pool.running() <= 1
+
+
+def test_submit_many_keeps_order_and_waits_for_every_grant(make_pool, make_worker):
+    make_worker(concurrency=2)
+    pool = make_pool()
+    futures = pool.submit_many("t.add", [(i, i) for i in range(40)])
+    assert [f.result(10) for f in futures] == [2 * i for i in range(40)]
+    wait_until(lambda: pool.running() == 0 and pool.idle() == 2)
+
+
+def test_submit_many_refuses_a_bad_item_before_any_write(make_pool, make_worker, any_redis):
+    make_worker()
+    pool = make_pool()
+    before = pool_data(any_redis)
+    with pytest.raises(redispool.SerializationError):
+        pool.submit_many("t.echo", [(1,), (object(),)])
+    assert pool_data(any_redis) == before and pool.stats()["in_flight"] == 0
+
+
+def test_submit_many_timeout_withdraws_what_still_waits(make_pool, make_worker):
+    make_worker(concurrency=1)
+    pool = make_pool()
+    with pytest.raises(redispool.PoolTimeout) as info:
+        pool.submit_many("t.sleep", [(0.5,), (0.5,), (0.5,)], timeout=0.2)
+    [first] = info.value.submitted  # dispatched at once; the two parked behind it were withdrawn
+    assert first.result(10) == 0.5
+    assert pool.stats()["waiting"] == 0
+    wait_until(lambda: pool.running() == 0)

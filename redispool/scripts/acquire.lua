@@ -1,34 +1,51 @@
--- acquire.lua: GoPool's Submit in one round trip.
--- KEYS[18] the task's result key.
--- ARGV[2] task id, ARGV[3] envelope, ARGV[4] submitter's reply key, ARGV[5] "park" or "try".
--- Returns 1 dispatched (a live slot was popped, running incremented, the attempt counted, the task pushed
---           to the slot's worker), 2 parked (the pool is full or others wait: the task joined the waiting
---           line; a grant frame to the reply key will say when it is dispatched),
---         0 full (mode "try": nothing written).
--- Idempotent: a repeated call for the same task id answers as the first call did and writes nothing.
-local id, envelope, reply, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-
-if redis.call('HEXISTS', K_TASKS, id) == 1 then
-  if redis.call('HEXISTS', K_PARKED, id) == 1 then return 2 end
-  return 1
-end
-if redis.call('EXISTS', KEYS[18]) == 1 then return 1 end
+-- acquire.lua: GoPool's Submit for one or many tasks of one client, in one round trip.
+-- ARGV[2] "park" or "try", ARGV[3] queue_size (see below), ARGV[4] the submitter's reply key,
+-- ARGV[5..] pairs of task id and envelope.
+-- Returns one code per task, in order:
+--   1 dispatched: a live slot was popped, running incremented, the attempt counted, the task pushed to
+--     the slot's worker;
+--   2 parked: the pool is full or others wait, so the task joined the waiting line; a grant frame to the
+--     reply key says when it is dispatched (the submitter blocks until then);
+--   3 queued: parked, and fewer than queue_size tasks waited ahead of it (GoPool's task queue), so the
+--     submitter need not wait for its grant;
+--   0 full (mode "try"): nothing written for that task.
+-- Idempotent: a repeated call for a task id already known answers 1 or 2 and writes nothing for it.
+local mode, queue_size, reply = ARGV[2], tonumber(ARGV[3]) or 0, ARGV[4]
+local codes = {}
 
 if promote_due() > 0 then serve_waiting() end
+local cap = capacity()
 
--- No barging: while anyone is parked, a new task queues behind them even if a slot looks free.
-if redis.call('LLEN', K_WAITING) == 0 and running() < capacity() then
-  local slot, worker = pop_live_slot()
-  if slot then
-    redis.call('HSET', K_TASKS, id, envelope)
-    dispatch(slot, worker, id)
-    redis.call('INCR', K_RUNNING)
-    return 1
+for i = 5, #ARGV, 2 do
+  local id, envelope = ARGV[i], ARGV[i + 1]
+  local code
+  if redis.call('HEXISTS', K_TASKS, id) == 1 then
+    code = redis.call('HEXISTS', K_PARKED, id) == 1 and 2 or 1
+  elseif redis.call('EXISTS', BASE .. 'result:' .. id) == 1 then
+    code = 1
+  else
+    -- No barging: while anyone is parked, a new task queues behind them even if a slot looks free.
+    local waiting = redis.call('LLEN', K_WAITING)
+    if waiting == 0 and running() < cap then
+      local slot, worker = pop_live_slot()
+      if slot then
+        redis.call('HSET', K_TASKS, id, envelope)
+        dispatch(slot, worker, id)
+        redis.call('INCR', K_RUNNING)
+        code = 1
+      end
+    end
+    if not code then
+      if mode ~= 'park' then
+        code = 0
+      else
+        redis.call('HSET', K_TASKS, id, envelope)
+        redis.call('HSET', K_PARKED, id, reply)
+        redis.call('RPUSH', K_WAITING, id)
+        if waiting < queue_size then code = 3 else code = 2 end
+      end
+    end
   end
+  codes[#codes + 1] = code
 end
-
-if mode ~= 'park' then return 0 end
-redis.call('HSET', K_TASKS, id, envelope)
-redis.call('HSET', K_PARKED, id, reply)
-redis.call('RPUSH', K_WAITING, id)
-return 2
+return codes
