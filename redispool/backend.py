@@ -183,10 +183,10 @@ class Backend:
             backoff_s, failed = 0.05, False
             yield frames  # empty after a quiet wait, so readers get a chance to do periodic work
 
-    def drain(self, key: str) -> list[bytes]:
-        """Take everything left in a list without blocking (a draining worker's last inbox read)."""
+    def drain(self, key: str, count: int = 1_000_000) -> list[bytes]:
+        """Take up to count elements left in a list without blocking (a draining worker's last reads)."""
         def pop() -> list[bytes]:
-            got = self.client.lpop(key, 1_000_000)
+            got = self.client.lpop(key, count)
             return list(got) if got else []
         return self._call("lpop", pop)
 

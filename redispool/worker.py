@@ -1,7 +1,7 @@
 """Worker: a daemon that registers slots in a pool, runs the tasks dispatched to them, and releases them.
 
-One inbox thread takes dispatch frames from the worker's inbox list in batches; `concurrency` executor
-threads run them (in-thread or in a child process each, see execution.py). When a run ends, its release
+`concurrency` executor threads each block on the worker's inbox list for the next dispatch frame and run
+it (in the thread or in a child process each, see execution.py). When a run ends, its release
 script either returns the slot to the idle stack or hands it the oldest parked task, which the same thread
 runs next without another Redis read. A heartbeat thread on its own connection keeps the worker's
 heartbeat key alive on the Redis clock and runs the reaper that recovers dead workers' tasks.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import re
 import signal
 import socket
@@ -81,13 +80,11 @@ class Worker:
                              self.keys)
         self.id, self.inbox, self.slots = "", "", list[str]()
         self._new_identity()
-        self._frames: queue.Queue[bytes | None] = queue.Queue()
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self._stop_requested = threading.Event()
         self._abort_requested = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._inbox_thread: threading.Thread | None = None
         self._beat_thread: threading.Thread | None = None
         self._lock = threading.RLock()
         self._watchdog: Watchdog | None = None
@@ -113,8 +110,6 @@ class Worker:
                 thread = threading.Thread(target=self._execute_loop, name=f"redispool-exec-{i}", daemon=True)
                 thread.start()
                 self._threads.append(thread)
-            self._inbox_thread = threading.Thread(target=self._inbox_loop, name="redispool-inbox", daemon=True)
-            self._inbox_thread.start()
             self._register()
             self._beat_thread = threading.Thread(target=self._beat_loop, name="redispool-heartbeat", daemon=True)
             self._beat_thread.start()
@@ -187,15 +182,12 @@ class Worker:
             return
         try:
             busy = self.backend.deregister(self.id, self.slots)
-            self.backend.push(self.inbox, protocol.WAKE)
+            for _ in self._threads:  # wake every executor blocked on the inbox at once
+                self.backend.push(self.inbox, protocol.WAKE)
             log.info("worker %s draining: %d task(s) in flight", self.id, busy)
         except BackendError as exc:
             log.error("worker %s could not deregister: %s", self.id, exc)
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self._inbox_thread is not None:
-            self._inbox_thread.join(self._left(deadline))
-        for _ in self._threads:
-            self._frames.put(None)
         for thread in self._threads:
             thread.join(self._left(deadline))
         self._stopped.set()
@@ -285,20 +277,6 @@ class Worker:
             self._stopped.wait(interval_s)
 
     # -- inbox and executors -------------------------------------------------------------------------------
-    def _inbox_loop(self) -> None:
-        for frames in self.backend.batches(lambda: self.inbox, self.concurrency, self._draining):
-            self._enqueue(frames)
-        # Deregistered: nothing new can arrive; run what was dispatched before that.
-        try:
-            self._enqueue(self.backend.drain(self.inbox))
-        except BackendError as exc:
-            log.error("worker %s could not drain its inbox: %s", self.id, exc)
-
-    def _enqueue(self, frames: list[bytes]) -> None:
-        for frame in frames:
-            if frame != protocol.WAKE:
-                self._frames.put(frame)
-
     def _make_runner(self) -> ThreadRunner | ProcessRunner:
         if self.execution == "process":
             modules = sorted({*self.imports, *(spec.fn.__module__ for spec in registry.registered().values())}
@@ -310,15 +288,28 @@ class Worker:
         return ThreadRunner(self._watchdog)
 
     def _execute_loop(self) -> None:
+        """Each executor blocks on the inbox itself (its own connection), taking one frame at a time: no
+        hand-off between threads on the hot path, and a busy executor never holds frames another could run.
+        Once deregistered, nothing new can arrive: it runs what was dispatched before that, then exits."""
         runner = self._make_runner()
         try:
-            while True:
-                frame = self._frames.get()
-                if frame is None:
-                    return
-                self._run_chain(frame, runner)
+            for frames in self.backend.batches(lambda: self.inbox, 1, self._draining):
+                for frame in frames:
+                    if frame != protocol.WAKE:
+                        self._run_chain(frame, runner)
+            while (left_over := self._pop_left_over()) is not None:
+                if left_over != protocol.WAKE:
+                    self._run_chain(left_over, runner)
         finally:
             runner.close()
+
+    def _pop_left_over(self) -> bytes | None:
+        try:
+            frames = self.backend.drain(self.inbox, 1)
+        except BackendError as exc:
+            log.error("worker %s could not drain its inbox: %s", self.id, exc)
+            return None
+        return frames[0] if frames else None
 
     def _bury(self, frame: bytes, exc: Exception) -> None:
         """An inbox entry that names no slot: keep (the start of) it in the dead letters; nothing to release."""
