@@ -56,8 +56,10 @@ class ReplyListener:
             if granted:
                 self._grants.pop(task_id, None)
             else:
-                event = self._grants[task_id] = threading.Event()
-                if task_id in self._early_grants or self._closed.is_set():
+                event = threading.Event()
+                if task_id in self._pending and task_id not in self._early_grants and not self._closed.is_set():
+                    self._grants[task_id] = event
+                else:  # its grant (or even its outcome) was handled before the submitter got here
                     self._early_grants.discard(task_id)
                     event.set()
         return event
