@@ -82,9 +82,9 @@ local function free_lease(slot, id)
   redis.call('HDEL', K_HANDOFF, slot)
 end
 
--- Lease the slot and push the frame to its worker's inbox.
+-- Lease the slot and push the frame to its worker's inbox. (An idle slot has no handoff entry: every
+-- release clears it in free_lease.)
 local function dispatch(slot, worker, id)
-  redis.call('HDEL', K_HANDOFF, slot)
   redis.call('RPUSH', BASE .. 'inbox:' .. worker, lease(slot, id))
 end
 

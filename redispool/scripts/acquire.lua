@@ -39,10 +39,11 @@ for i = 5, #ARGV, 2 do
       if mode ~= 'park' then
         code = 0
       else
-        redis.call('HSET', K_TASKS, id, envelope)
-        redis.call('HSET', K_PARKED, id, reply)
-        redis.call('RPUSH', K_WAITING, id)
+        -- A queued task's submitter does not wait: its dispatch needs no grant frame (reply key "").
         if waiting < queue_size then code = 3 else code = 2 end
+        redis.call('HSET', K_TASKS, id, envelope)
+        redis.call('HSET', K_PARKED, id, code == 2 and reply or '')
+        redis.call('RPUSH', K_WAITING, id)
       end
     end
   end
