@@ -12,7 +12,7 @@ import redis
 import redispool
 from redispool.embedded import RedisServer
 from tests.conftest import WorkerProcesses
-from tests.helpers import wait_until
+from tests.helpers import BackgroundSampler, wait_until
 
 pytestmark = pytest.mark.redis_server
 
@@ -26,32 +26,16 @@ def pool(redis_server, real_redis):
         yield pool
 
 
-class RunningSampler:
-    """Samples `running` from its own thread; the invariant 0 <= running <= capacity must hold throughout."""
+class RunningSampler(BackgroundSampler):
+    """Samples `running`; the invariant 0 <= running <= capacity must hold throughout."""
 
     def __init__(self, url: str, pool: str = "p") -> None:
-        self.client = redis.Redis.from_url(url)
+        super().__init__(url, 0.005)
         self.key = f"rp:{{{pool}}}:running"
         self.values: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.values.append(int(self.client.get(self.key) or 0))
-            except redis.ConnectionError:
-                pass
-            self._stop.wait(0.005)
-
-    def __enter__(self) -> "RunningSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.client.close()
+    def sample(self) -> None:
+        self.values.append(int(self.client.get(self.key) or 0))
 
 
 def pids(real_redis: redis.Redis, key: str) -> list[int]:

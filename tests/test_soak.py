@@ -11,11 +11,10 @@ import threading
 import time
 
 import pytest
-import redis
 
 import redispool
 from tests.conftest import WorkerProcesses
-from tests.helpers import wait_until
+from tests.helpers import BackgroundSampler, wait_until
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.soak]
 
@@ -24,34 +23,22 @@ WORKERS, SLOTS, CAPACITY = 4, 4, 12
 TTL = ("--heartbeat-ttl", "1")
 
 
-class InvariantSampler:
+class InvariantSampler(BackgroundSampler):
     """Reads running, the number of leases and the cap in one transaction; running must equal the leases
     and stay within the cap, at every sample."""
 
     def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url)
+        super().__init__(url, 0.002)
         self.samples = 0
         self.violations: list[tuple[int, int, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pipe = self.client.pipeline(transaction=True)
-            running, leases, cap = pipe.get("rp:{p}:running").hlen("rp:{p}:leases").get("rp:{p}:capacity").execute()
-            running, cap = int(running or 0), int(cap or CAPACITY)
-            self.samples += 1
-            if running != leases or not 0 <= running <= cap:
-                self.violations.append((running, leases, cap))
-            self._stop.wait(0.002)
-
-    def __enter__(self) -> "InvariantSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+    def sample(self) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        running, leases, cap = pipe.get("rp:{p}:running").hlen("rp:{p}:leases").get("rp:{p}:capacity").execute()
+        running, cap = int(running or 0), int(cap or CAPACITY)
+        self.samples += 1
+        if running != leases or not 0 <= running <= cap:
+            self.violations.append((running, leases, cap))
 
 
 def test_soak_with_random_worker_kills(pool_url_and_workers):
