@@ -46,11 +46,13 @@ class TaskOptions:
 
     @classmethod
     def names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls))
+        return _NAMES
 
     @classmethod
     def check(cls, options: dict[str, Any]) -> dict[str, Any]:
         """Validate a partial set of options (unknown names refused); returns them unchanged."""
+        if not options:
+            return options
         unknown = set(options) - cls.names()
         if unknown:
             raise RedisPoolError(f"unknown task option(s): {', '.join(sorted(unknown))}")
@@ -82,6 +84,9 @@ class TaskOptions:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_NAMES = frozenset(f.name for f in fields(TaskOptions))
 
 
 def header_json(options: dict[str, Any] | None) -> str:
