@@ -160,12 +160,19 @@ def test_map_keeps_input_order_and_does_not_splat_tuples(make_pool, make_worker)
 
 
 def test_map_bounds_in_flight_tasks(make_pool, make_worker):
+    """When the k-th result is yielded, at most max_in_flight items have been taken and not yet yielded."""
     make_worker(concurrency=4)
     pool = make_pool()
-    peak = 0
-    for _ in pool.map("t.echo", range(40), max_in_flight=3):
-        peak = max(peak, pool.stats()["in_flight"])
-    assert 1 <= peak <= 3
+    consumed = 0
+
+    def items():
+        nonlocal consumed
+        for i in range(40):
+            consumed += 1
+            yield i
+
+    outstanding = [consumed - k for k, _ in enumerate(pool.map("t.echo", items(), max_in_flight=3))]
+    assert max(outstanding) == 3 and min(outstanding) >= 1 and consumed == 40
 
 
 def test_map_raises_task_error_in_order(make_pool, make_worker):
