@@ -273,9 +273,6 @@ class Backend:
         raw = self._call("hgetall", lambda: self.client.hgetall(self.keys.key("workers")))
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
-    def delayed(self) -> int:
-        return int(self._call("zcard", lambda: self.client.zcard(self.keys.key("delayed"))))
-
     def snapshot(self) -> dict[str, Any]:
         """Counters for stats(), read in one pipelined round trip."""
         k = self.keys.key
