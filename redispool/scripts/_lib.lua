@@ -63,17 +63,20 @@ local function pop_live_slot()
 end
 
 -- The dispatch frame for the task a slot's lease names: "<slot>|<attempt>|<retries done>|<envelope>".
-local function frame_for(slot, id, attempt)
+-- `fresh_envelope` is given for a task just submitted: no retries yet, and no need to read back the
+-- envelope the caller has just stored.
+local function frame_for(slot, id, attempt, fresh_envelope)
+  if fresh_envelope then return slot .. '|' .. attempt .. '|0|' .. fresh_envelope end
   local retried = redis.call('HGET', K_COUNTS, id .. ':r') or '0'
   return slot .. '|' .. attempt .. '|' .. retried .. '|' .. redis.call('HGET', K_TASKS, id)
 end
 
 -- Lease `slot` to task `id`, counting the attempt before it runs; returns the dispatch frame.
-local function lease(slot, id)
+local function lease(slot, id, fresh_envelope)
   local attempt = redis.call('HINCRBY', K_COUNTS, id .. ':a', 1)
   redis.call('HSET', K_LEASES, slot, id .. ':' .. attempt)
   redis.call('HSET', K_OWNER, id, slot)
-  return frame_for(slot, id, attempt)
+  return frame_for(slot, id, attempt, fresh_envelope)
 end
 
 local function free_lease(slot, id)
@@ -84,8 +87,8 @@ end
 
 -- Lease the slot and push the frame to its worker's inbox. (An idle slot has no handoff entry: every
 -- release clears it in free_lease.)
-local function dispatch(slot, worker, id)
-  redis.call('RPUSH', BASE .. 'inbox:' .. worker, lease(slot, id))
+local function dispatch(slot, worker, id, fresh_envelope)
+  redis.call('RPUSH', BASE .. 'inbox:' .. worker, lease(slot, id, fresh_envelope))
 end
 
 -- Forget a task that reached its outcome.

@@ -30,7 +30,7 @@ for i = 5, #ARGV, 2 do
       local slot, worker = pop_live_slot()
       if slot then
         redis.call('HSET', K_TASKS, id, envelope)
-        dispatch(slot, worker, id)
+        dispatch(slot, worker, id, envelope)
         redis.call('INCR', K_RUNNING)
         code = 1
       end
