@@ -59,7 +59,7 @@ class Pool:
         self.backend = Backend(redis if redis is not None else connect(resolve_url(url)), self.keys)
         self.client_id = uuid.uuid4().hex
         # Task ids: this client's random prefix and a counter (unique without a urandom call per task).
-        self._id_prefix = self.client_id[:20]
+        self._id_prefix = uuid.uuid4().hex[:20]  # not the client id: a task id is then never part of a reply key
         self._ids = itertools.count(1)
         self._replies = ReplyListener(self.backend, self.keys.reply(self.client_id))
         if capacity is not None:

@@ -116,7 +116,8 @@ def test_lost_release_reply_delivers_one_result_and_returns_the_slot_once(pool, 
     real_redis.rpush("g", 1)
 
     assert first.result(10) is True
-    wait_until(lambda: release.requests == 2 and len(release.forwarded) == 1, 10, message="release re-sent")
+    wait_until(lambda: release.requests == 2 and len(release.forwarded) == 1, 10,
+               message=f"release re-sent ({release.requests} requests, {release.forwarded!r})")
     # The first release returned the slot (lost reply {1}); the repeat found the lease gone: stale, {0}.
     assert release.dropped == [b"*1\r\n:1\r\n"]
     assert release.forwarded == [b"*1\r\n:0\r\n"]
@@ -149,7 +150,8 @@ def test_lost_reply_to_a_release_that_handed_the_slot_on(pool, proxy, proxied_wo
     submitter.join(10)
     assert not submitter.is_alive() and len(parked) == 1 and parked[0].id == second_id
     assert parked[0].result(10) == "2nd"
-    wait_until(lambda: release.requests == 2 and len(release.forwarded) == 1, 10, message="release re-sent")
+    wait_until(lambda: release.requests == 2 and len(release.forwarded) == 1, 10,
+               message=f"release re-sent ({release.requests} requests, {release.forwarded!r})")
     # The first release handed the slot to the parked task; its repeat answered the same dispatch frame.
     [lost] = release.dropped
     assert lost.startswith(b"*2\r\n:2\r\n$") and second_id.encode() in lost
