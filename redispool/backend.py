@@ -1,7 +1,8 @@
 """The only module that talks to redis-py: connections, the Lua scripts, and mapping Redis errors.
 
-Scripts run through redis-py's `Script` (EVALSHA, reloaded on NOSCRIPT, e.g. after a restart or SCRIPT
-FLUSH). Every mutating script is idempotent, because redis-py re-sends a command whose reply was lost.
+Scripts (EVALSHA, reloaded on NOSCRIPT, e.g. after a restart or SCRIPT FLUSH) and the blocking pops run on
+each thread's own connection (direct.py), the rest through the redis-py client. Every mutating script is
+idempotent, because a caller re-sends a call whose reply was lost.
 Blocking reads wait at most BLOCK_S seconds on connections whose socket timeout is longer, so an abandoned
 pop can never swallow an element (see shared/DESIGN-NOTES.md, note 2).
 """
@@ -16,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import redis
 
+from .direct import DirectCalls
 from .errors import BackendError
 from .keys import PoolKeys
 
@@ -78,6 +80,7 @@ class Backend:
         self.keys = keys
         self._scripts = {name: client.register_script(_script_source(name)) for name in SCRIPT_NAMES}
         self._base = keys.base.encode()
+        self._direct = DirectCalls(client)
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -88,16 +91,20 @@ class Backend:
 
     def _script(self, name: str, extra_keys: Sequence[str | bytes], args: list[Any]) -> Any:
         script = self._scripts[name]
-        keys = [*self.keys.shared, *extra_keys]
-        argv = [self._base, *args]
+        shared = self.keys.shared
+        call = (len(shared) + len(extra_keys), *shared, *extra_keys, self._base, *args)
 
         def run() -> Any:
-            # Script reloads once on NOSCRIPT; a SCRIPT FLUSH racing that reload falls back to EVAL, which
-            # needs no cache. Safe to repeat: every script is idempotent.
+            # Loaded again on NOSCRIPT; a SCRIPT FLUSH racing that load falls back to EVAL, which needs no
+            # cache. Safe to repeat: every script is idempotent.
             try:
-                return script(keys=keys, args=argv)
+                return self._direct("EVALSHA", script.sha, *call)
             except redis.exceptions.NoScriptError:
-                return self.client.eval(script.script, len(keys), *keys, *argv)
+                try:
+                    self.client.script_load(script.script)
+                    return self._direct("EVALSHA", script.sha, *call)
+                except redis.exceptions.NoScriptError:
+                    return self._direct("EVAL", script.script, *call)
 
         return self._call(name, run)
 
@@ -157,7 +164,7 @@ class Backend:
     def pop_many(self, key: str, count: int, block_s: float = BLOCK_S) -> list[bytes]:
         """Wait up to block_s for key to hold elements, then take up to count of them at once."""
         def pop() -> list[bytes]:
-            got = self.client.blmpop(block_s, 1, key, direction="LEFT", count=count)
+            got = self._direct("BLMPOP", block_s, 1, key, "LEFT", "COUNT", count)
             return list(got[1]) if got else []
         return self._call("blmpop", pop)
 
@@ -290,6 +297,7 @@ class Backend:
                 "delayed": int(delayed), "dead": int(dead)}
 
     def close(self) -> None:
+        self._direct.close()
         try:
             self.client.close()
         except Exception:  # closing is best effort; the pool is going away
