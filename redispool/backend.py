@@ -8,12 +8,13 @@ pop can never swallow an element (see shared/DESIGN-NOTES.md, note 2).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 from importlib import resources
 from urllib.parse import urlsplit, urlunsplit
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, ContextManager, Iterator, Sequence, TypeVar
 
 import redis
 
@@ -169,26 +170,34 @@ class Backend:
         return self._call("blmpop", pop)
 
     def batches(self, key: str | Callable[[], str], count: int, stop: threading.Event,
-                on_recover: Callable[[], object] | None = None) -> Iterator[list[bytes]]:
+                on_recover: Callable[[], object] | None = None,
+                turn: Callable[[], ContextManager[bool]] | None = None) -> Iterator[list[bytes]]:
         """Yield batches popped from key (re-read each time when a callable; empty after a quiet wait of
-        BLOCK_S) until stop is set. Redis
-        errors are logged and retried with backoff (0.05 s doubling to 2 s), so a reader thread outlives a
-        Redis restart; on_recover runs once Redis answers again after a failure."""
+        BLOCK_S) until stop is set. Redis errors are logged and retried with backoff (0.05 s doubling to
+        2 s), so a reader thread outlives a Redis restart; on_recover runs once Redis answers again after a
+        failure. turn: entered around each pop and the handling of its batch; when it yields False, another
+        reader has the list and an empty batch is yielded instead (readers still do their periodic work)."""
         backoff_s, failed = 0.05, False
         while not stop.is_set():
             name = key() if callable(key) else key
-            try:
-                frames = self.pop_many(name, count)
-            except BackendError as exc:
-                log.warning("reading %s: %s; retrying in %.2f s", name, exc, backoff_s)
-                failed = True
-                stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 2.0)
-                continue
-            if failed and on_recover is not None:
-                on_recover()
-            backoff_s, failed = 0.05, False
-            yield frames  # empty after a quiet wait, so readers get a chance to do periodic work
+            with turn() if turn is not None else contextlib.nullcontext(True) as ours:
+                if not ours:
+                    yield []
+                    continue
+                try:
+                    frames = self.pop_many(name, count)
+                except BackendError as exc:
+                    log.warning("reading %s: %s; retrying in %.2f s", name, exc, backoff_s)
+                    failed = True
+                    frames = None
+                if frames is not None:
+                    if failed and on_recover is not None:
+                        on_recover()
+                    backoff_s, failed = 0.05, False
+                    yield frames  # empty after a quiet wait, so readers get a chance to do periodic work
+                    continue
+            stop.wait(backoff_s)
+            backoff_s = min(backoff_s * 2, 2.0)
 
     def drain(self, key: str, count: int = 1_000_000) -> list[bytes]:
         """Take up to count elements left in a list without blocking (a draining worker's last reads)."""

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, ContextManager, Protocol
+
+
+class ReplyReader(Protocol):
+    def waiting_for(self, future: "TaskFuture", timeout: float | None) -> ContextManager[float | None]: ...
 
 
 class TaskFuture(Future):  # type: ignore[type-arg]
@@ -13,10 +17,25 @@ class TaskFuture(Future):  # type: ignore[type-arg]
     that was already dispatched still runs and still frees its slot.
     """
 
-    def __init__(self, task_id: str, task_name: str) -> None:
+    def __init__(self, task_id: str, task_name: str, reader: ReplyReader | None = None) -> None:
         super().__init__()
         self.id = task_id
         self.task_name = task_name
+        self._reader = reader
+
+    def result(self, timeout: float | None = None) -> Any:
+        """As Future.result; while no other thread reads this client's replies, the caller reads them
+        itself (no wake-up hand-off from the listener thread)."""
+        if self._reader is None or self.done():
+            return super().result(timeout)
+        with self._reader.waiting_for(self, timeout) as remaining:
+            return super().result(remaining)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._reader is None or self.done():
+            return super().exception(timeout)
+        with self._reader.waiting_for(self, timeout) as remaining:
+            return super().exception(remaining)
 
     def __repr__(self) -> str:
         return f"<TaskFuture {self.task_name} id={self.id} state={self._state}>"

@@ -1,19 +1,24 @@
 """The reply listener: one thread per client that reads the client's reply list and settles futures.
 
 Workers' release scripts push outcome frames, and grant frames for parked tasks, to the submitting
-client's own reply list; this thread takes them in batches (BLMPOP with a count), so there is no
-per-task blocking call and no polling. Every SWEEP_S, and at once after Redis comes back from an outage,
+client's own reply list; they are taken in batches (BLMPOP with a count), so there is no per-task
+blocking call and no polling. Whoever reads holds the read token: a caller blocked in `result()` reads
+on its own thread when nobody else does (its wake-up then needs no hand-off between threads, which costs
+more than the read itself), and the background thread reads when no caller has wanted to for
+FOREGROUND_GRACE_S, or at once when a leaving reader hands over to callers still waiting. Every SWEEP_S, and at once after Redis comes back from an outage,
 it asks Redis about futures that have waited a while: one whose task Redis no longer knows (a restart
 without persistence) fails with TaskLost instead of hanging.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from typing import Iterator
 
 from . import protocol
-from .backend import MISSING_STATE, Backend
+from .backend import BLOCK_S, MISSING_STATE, Backend
 from .errors import BackendError, PoolClosed, SerializationError, TaskLost
 from .future import TaskFuture
 
@@ -21,6 +26,7 @@ log = logging.getLogger("redispool")
 
 SWEEP_S = 5.0
 SWEEP_CHUNK = 1000
+FOREGROUND_GRACE_S = 0.005
 
 
 class ReplyListener:
@@ -39,6 +45,10 @@ class ReplyListener:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sweep = time.monotonic()
+        self._reading = threading.Lock()  # the read token: its holder pops the reply list
+        self._last_caller = 0.0  # when a caller last read or wanted to (monotonic)
+        self._followers = 0  # callers waiting while another thread reads
+        self._handover = threading.Event()  # a leaving reader asks the background thread to take over
 
     def expect(self, future: TaskFuture) -> None:
         """Register a future before its task reaches Redis, so no frame for it is missed."""
@@ -87,11 +97,68 @@ class ReplyListener:
                     self._thread.start()
 
     def _loop(self) -> None:
-        for frames in self.backend.batches(self.reply_key, self.BATCH, self._closed, on_recover=self.sweep):
+        for frames in self.backend.batches(self.reply_key, self.BATCH, self._closed, on_recover=self.sweep,
+                                           turn=self._background_turn):
             for frame in frames:
                 self._handle(frame)
             if time.monotonic() - self._last_sweep >= SWEEP_S:
                 self.sweep(min_age_s=SWEEP_S)
+
+    # -- who reads ---------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def waiting_for(self, future: TaskFuture, timeout: float | None) -> Iterator[float | None]:
+        """Around a caller's wait for `future`: when no other thread reads, read on this thread until the
+        future is settled or the timeout ends; else wait for the reader. Yields the time left to wait."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._last_caller = time.monotonic()
+        with self._lock:  # counted before trying the token, so a leaving reader cannot miss this caller
+            self._followers += 1
+        if self._reading.acquire(blocking=False):
+            with self._lock:
+                self._followers -= 1
+            try:
+                self._read_until(future, deadline)
+            finally:
+                self._last_caller = time.monotonic()
+                self._reading.release()
+                if self._followers:
+                    self._handover.set()
+            yield None if deadline is None else max(0.0, deadline - time.monotonic())
+            return
+        try:
+            yield None if deadline is None else max(0.0, deadline - time.monotonic())
+        finally:
+            with self._lock:
+                self._followers -= 1
+
+    def _read_until(self, future: TaskFuture, deadline: float | None) -> None:
+        self._start()  # the background thread still sweeps, and reads once this caller is gone
+        while not future.done() and not self._closed.is_set():
+            block_s = BLOCK_S if deadline is None else min(BLOCK_S, deadline - time.monotonic())
+            if block_s <= 0:
+                return
+            try:
+                frames = self.backend.pop_many(self.reply_key, self.BATCH, max(block_s, 0.001))
+            except BackendError:
+                return  # the background thread retries, recovers and sweeps
+            for frame in frames:
+                self._handle(frame)
+
+    @contextlib.contextmanager
+    def _background_turn(self) -> Iterator[bool]:
+        """True while the background thread may pop (it then holds the read token)."""
+        quiet_s = FOREGROUND_GRACE_S - (time.monotonic() - self._last_caller)
+        if quiet_s > 0 and not self._handover.is_set():
+            self._handover.wait(quiet_s)
+            yield False
+            return
+        self._handover.clear()
+        ours = self._reading.acquire(timeout=FOREGROUND_GRACE_S)
+        try:
+            yield ours
+        finally:
+            if ours:
+                self._reading.release()
 
     def _settle(self, task_id: str, value: object, error: BaseException | None) -> None:
         with self._lock:

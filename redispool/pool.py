@@ -108,7 +108,7 @@ class Pool:
             task_id = f"{self._id_prefix}{next(self._ids):x}"
             prepared.append((task_id, protocol.encode_envelope(task_id, reply_key, name, args, kwargs, options,
                                                                max_bytes=self.settings.max_message_bytes)))
-        futures = [TaskFuture(task_id, name) for task_id, _ in prepared]
+        futures = [TaskFuture(task_id, name, self._replies) for task_id, _ in prepared]
         for future in futures:
             self._replies.expect(future)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -290,7 +290,7 @@ class Pool:
             raise RedisPoolError(f"pool {self.name!r} has no dead letter {task_id!r}")
         _, _, name, options, body = protocol.split_envelope(envelope)
         readdressed = f"{task_id}|{self._replies.reply_key}|{name}|{header_json(options)}|".encode() + body
-        future = TaskFuture(task_id, name)
+        future = TaskFuture(task_id, name, self._replies)
         self._replies.expect(future)
         if not self.backend.requeue_dead(task_id, readdressed):
             self._replies.forget(task_id)

@@ -11,6 +11,7 @@ import redis
 
 from redispool.direct import DirectCalls
 from redispool.embedded import RedisServer
+from tests.helpers import wait_until
 
 
 def connection_ids(client: redis.Redis, name: str) -> list[int]:
@@ -32,10 +33,10 @@ def test_one_named_connection_per_thread_reused_across_calls(redis_server: Redis
     assert len(set(other_ids)) == 1 and set(other_ids) != own_ids  # another thread, its own connection
 
     # Connections carry the client's name, which is how workers see each other alive in CLIENT LIST.
-    # The finished thread's connection went with it; this thread's is still open.
-    assert set(connection_ids(observer, "direct-test-1")) == own_ids
+    # The finished thread's connection goes with it; this thread's stays open.
+    wait_until(lambda: set(connection_ids(observer, "direct-test-1")) == own_ids, timeout_s=5)
     calls.close()
-    assert connection_ids(observer, "direct-test-1") == []
+    wait_until(lambda: connection_ids(observer, "direct-test-1") == [], timeout_s=5)
     with pytest.raises(redis.RedisError) as closed:
         calls("PING")  # no silent reconnect after close, and nothing a caller would retry
     assert not isinstance(closed.value, redis.ConnectionError)
