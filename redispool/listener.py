@@ -1,13 +1,15 @@
-"""The reply listener: one thread per client that reads the client's reply list and settles futures.
+"""The reply listener: reads a client's reply list and settles its futures.
 
 Workers' release scripts push outcome frames, and grant frames for parked tasks, to the submitting
 client's own reply list; they are taken in batches (BLMPOP with a count), so there is no per-task
 blocking call and no polling. Whoever reads holds the read token: a caller blocked in `result()` reads
 on its own thread when nobody else does (its wake-up then needs no hand-off between threads, which costs
 more than the read itself), and the background thread reads when no caller has wanted to for
-FOREGROUND_GRACE_S, or at once when a leaving reader hands over to callers still waiting. Every SWEEP_S, and at once after Redis comes back from an outage,
-it asks Redis about futures that have waited a while: one whose task Redis no longer knows (a restart
-without persistence) fails with TaskLost instead of hanging.
+FOREGROUND_GRACE_S, or at once when a leaving reader hands over to callers still waiting.
+
+Every SWEEP_S, and at once after Redis comes back from an outage, the background thread asks Redis
+about futures that have waited a while: one whose task Redis no longer knows (a restart without
+persistence) fails with TaskLost instead of hanging.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The hot path's per-thread connections (direct.py): one connection per thread, made like the client's
-(name, auth), closed with their thread, never shared with a forked child, never left holding a stale reply after an error, and all
-closed by close()."""
+"""The hot path's per-thread connections (direct.py): one per thread, made like the client's (name,
+auth), closed with their thread, never shared with a forked child, never left holding a stale reply
+after an error, and all closed by close()."""
 from __future__ import annotations
 
 import os
