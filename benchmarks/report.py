@@ -105,7 +105,7 @@ def config_table(systems: list[dict[str, Any]], slots: int, title: str) -> Table
 def saturation_table(systems: list[dict[str, Any]], producers: int, slots: int) -> Table:
     base = baseline(systems)
     table = Table(title=f"saturation: {producers} producer threads, {slots} slots in total", title_justify="left")
-    for name in ("system", "shape", "tasks/s", "rp/this", "min/max", "CV", "cmds/task", "CPU us/task"):
+    for name in ("system", "shape", "tasks/s", "rp/this", "min/max", "CV", "cmds/task", "reqs/task", "CPU us/task"):
         table.add_column(name, justify="left" if name == "system" else "right")
     for system in measured(systems):
         if not runs(system, "saturation"):
@@ -115,6 +115,7 @@ def saturation_table(systems: list[dict[str, Any]], producers: int, slots: int) 
             versus(base, system, "saturation", "rate", None, True),
             fmt(metric(system, "saturation", "fairness.min_over_max"), 2), fmt(metric(system, "saturation", "fairness.cv"), 2),
             fmt(metric(system, "saturation", "commands_per_task"), 1),
+            fmt(metric(system, "saturation", "requests_per_task"), 1),
             fmt(metric(system, "saturation", "redis_cpu_us_per_task"), 0))
     return table
 

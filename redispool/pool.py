@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Hashable, Iterable, Iterator
 
 import redis as redis_py
 
@@ -18,6 +18,7 @@ from .config import Settings, resolve_url
 from .errors import BackendError, PoolClosed, PoolFull, PoolTimeout, RedisPoolError, ResultTimeout
 from .dead_letters import DeadLetter
 from .future import TaskFuture
+from .group_commit import GroupCommit
 from .keys import PoolKeys
 from .listener import ReplyListener
 from .options import TaskOptions, header_json
@@ -62,6 +63,8 @@ class Pool:
         self._id_prefix = uuid.uuid4().hex[:20]  # not the client id: a task id is then never part of a reply key
         self._ids = itertools.count(1)
         self._replies = ReplyListener(self.backend, self.keys.reply(self.client_id))
+        # Concurrent submits from many threads share acquire round trips (see group_commit.py).
+        self._acquires: GroupCommit[tuple[str, bytes], int] = GroupCommit(self._send_acquire, ACQUIRE_BATCH)
         if capacity is not None:
             self.set_capacity(capacity)
 
@@ -145,12 +148,15 @@ class Pool:
         backoff_s = 0.05
         while True:
             try:
-                return self.backend.acquire_many(tasks, self._replies.reply_key, park, self.queue_size)
+                return self._acquires.call(tasks, park)
             except BackendError as exc:
                 if not exc.transient or time.monotonic() + backoff_s > give_up:
                     raise
                 time.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 1.0)
+
+    def _send_acquire(self, tasks: list[tuple[str, bytes]], park: Hashable) -> list[int]:
+        return self.backend.acquire_many(tasks, self._replies.reply_key, bool(park), self.queue_size)
 
     def _wait_for_grant(self, task_id: str, envelope: bytes, grant: threading.Event, timeout_s: float | None,
                         deadline: float | None) -> None:
