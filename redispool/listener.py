@@ -20,7 +20,7 @@ import time
 from typing import Iterator
 
 from . import protocol
-from .backend import BLOCK_S, MISSING_STATE, Backend
+from .backend import BLOCK_S, DONE_STATE, MISSING_STATE, Backend
 from .errors import BackendError, PoolClosed, SerializationError, TaskLost
 from .future import TaskFuture
 
@@ -192,8 +192,10 @@ class ReplyListener:
             self._settle(task_id, value, error)
 
     def sweep(self, min_age_s: float = 0.0) -> int:
-        """Fail with TaskLost the confirmed futures (older than min_age_s) whose task Redis no longer knows.
-        Tasks whose submitter still waits for a grant are skipped: that submitter parks them again."""
+        """Check the confirmed futures older than min_age_s against Redis: fail with TaskLost those whose task
+        Redis no longer knows, and settle from the result key those whose task ended but whose outcome frame
+        never arrived (popped in a reply lost with a dropped connection). Tasks whose submitter still waits
+        for a grant are skipped: that submitter parks them again. Returns how many were lost."""
         self._last_sweep = time.monotonic()
         cutoff = time.monotonic() - min_age_s
         with self._lock:
@@ -212,9 +214,20 @@ class ReplyListener:
                     self._settle(task_id, None, TaskLost(
                         f"Redis no longer knows task {task_id} (restarted or failed over without its data); "
                         "it may or may not have run", task_id))
+                elif state == DONE_STATE:
+                    self._settle_from_result_key(task_id)
         if lost:
             log.warning("reply listener: %d task(s) lost by Redis", lost)
         return lost
+
+    def _settle_from_result_key(self, task_id: str) -> None:
+        try:
+            frame = self.backend.read_result(task_id, 0)
+        except BackendError as exc:
+            log.warning("reply listener: reading the result of task %s failed: %s", task_id, exc)
+            return
+        if frame is not None:
+            self._handle(frame)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the thread (woken at once by a wake frame) and fail what is pending with PoolClosed."""

@@ -1,5 +1,5 @@
 """A lost reply to acquire and to release, injected by a TCP proxy (tests/tcp_proxy.py) between redis-py and a
-private redis-server: the script runs on the server, its reply never reaches the client, redis-py re-sends
+private redis-server: the script runs on the server, its reply never reaches the client, the caller re-sends
 the EVALSHA on a fresh connection, so the script runs twice. The pool must still show one lease, one
 result and no drift.
 

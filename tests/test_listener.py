@@ -9,6 +9,7 @@ import fakeredis
 
 from redispool import protocol
 from redispool.backend import Backend
+from redispool.errors import TaskLost
 from redispool.future import TaskFuture
 from redispool.keys import PoolKeys
 from redispool.listener import ReplyListener
@@ -49,6 +50,31 @@ def test_a_parked_submitter_waits_until_its_grant():
     assert event.is_set()
     assert replies._early_grants == set()
 
+
+
+def test_a_sweep_settles_a_future_whose_outcome_frame_was_lost_from_the_result_key():
+    """The release wrote the result key and pushed the frame, but the reply carrying the popped frame was
+    lost with its connection: the sweep (run after every reconnect) reads the result key instead."""
+    replies = listener()
+    future = TaskFuture("t4", "x")
+    replies.expect(future)
+    replies.confirm("t4", granted=True)
+    result_key = replies.backend.keys.result("t4")
+    replies.backend.client.rpush(result_key, protocol.result_frame("t4", protocol.OK, 42))
+    assert replies.sweep(min_age_s=0) == 0
+    assert future.result(0) == 42 and replies.in_flight() == 0
+
+
+def test_a_sweep_leaves_running_tasks_alone_and_fails_forgotten_ones():
+    replies = listener()
+    running, forgotten = TaskFuture("t5", "x"), TaskFuture("t6", "x")
+    for future in (running, forgotten):
+        replies.expect(future)
+        replies.confirm(future.id, granted=True)
+    replies.backend.client.hset(replies.backend.keys.key("tasks"), "t5", b"envelope")
+    assert replies.sweep(min_age_s=0) == 1
+    assert not running.done()
+    assert isinstance(forgotten.exception(0), TaskLost)
 
 # -- who reads: a waiting caller, or the background thread --------------------------------------------------
 def record_readers(pool) -> list[tuple[str, bytes]]:
