@@ -48,6 +48,19 @@ def queued(group: GroupCommit) -> int:
         return len(group._queue)
 
 
+def queue_behind_a_send(group: GroupCommit, send: GatedSend, later: list[tuple[list[str], object]]) -> dict:
+    """Start a caller whose send blocks, queue `later` callers behind it, let the send finish; returns the
+    later callers' results (or errors) by index."""
+    _, first_threads = run_callers(group, [(["a"], "m")])
+    assert send.first_started.wait(5)
+    results, later_threads = run_callers(group, later)
+    wait_until(lambda: queued(group) == len(later))
+    send.release.set()
+    for thread in first_threads + later_threads:
+        thread.join(10)
+    return results
+
+
 def test_a_lone_caller_sends_its_own_items():
     sent: list[list[int]] = []
     group: GroupCommit = GroupCommit(lambda items, mode: sent.append(items) or [i * 2 for i in items], limit=10)
@@ -59,14 +72,8 @@ def test_a_lone_caller_sends_its_own_items():
 def test_callers_queued_behind_a_send_go_together_in_the_next_one():
     send = GatedSend()
     group: GroupCommit = GroupCommit(send, limit=100)
-    first, first_threads = run_callers(group, [(["a"], "m")])
-    assert send.first_started.wait(5)
-    later, later_threads = run_callers(group, [(["b"], "m"), (["c", "d"], "m"), (["e"], "m")])
-    wait_until(lambda: queued(group) == 3)
-    send.release.set()
-    for thread in first_threads + later_threads:
-        thread.join(10)
-    assert first == {0: ["m:a"]}
+    later = queue_behind_a_send(group, send, [(["b"], "m"), (["c", "d"], "m"), (["e"], "m")])
+    assert send.calls[0] == (["a"], "m")
     assert later == {0: ["m:b"], 1: ["m:c", "m:d"], 2: ["m:e"]}
     assert len(send.calls) == 2 and sorted(send.calls[1][0]) == ["b", "c", "d", "e"]
 
@@ -74,14 +81,9 @@ def test_callers_queued_behind_a_send_go_together_in_the_next_one():
 def test_modes_are_never_mixed_and_the_limit_holds():
     send = GatedSend()
     group: GroupCommit = GroupCommit(send, limit=2)
-    _, first_threads = run_callers(group, [(["a"], "park")])
-    assert send.first_started.wait(5)
-    later, later_threads = run_callers(group, [(["b"], "park"), (["c"], "try"), (["d"], "park"), (["e"], "park")])
-    wait_until(lambda: queued(group) == 4)
-    send.release.set()
-    for thread in first_threads + later_threads:
-        thread.join(10)
+    later = queue_behind_a_send(group, send, [(["b"], "park"), (["c"], "try"), (["d"], "park"), (["e"], "park")])
     assert later == {0: ["park:b"], 1: ["try:c"], 2: ["park:d"], 3: ["park:e"]}
+    assert send.calls[0] == (["a"], "m")
     assert all(len(items) <= 2 for items, _ in send.calls)
     assert all(items == ["c"] for items, mode in send.calls if mode == "try")
 
@@ -97,13 +99,7 @@ def test_a_failed_send_fails_every_caller_in_its_batch():
         return result
 
     group: GroupCommit = GroupCommit(flaky, limit=100)
-    _, first_threads = run_callers(group, [(["a"], "m")])
-    assert send.first_started.wait(5)
-    later, later_threads = run_callers(group, [(["b"], "m"), (["c"], "m")])
-    wait_until(lambda: queued(group) == 2)
-    send.release.set()
-    for thread in first_threads + later_threads:
-        thread.join(10)
+    later = queue_behind_a_send(group, send, [(["b"], "m"), (["c"], "m")])
     assert all(isinstance(r, BackendError) and r.transient for r in later.values())
     failing["on"] = False
     assert group.call(["z"], "m") == ["m:z"]  # nothing left stuck
@@ -119,13 +115,7 @@ def test_an_interrupt_of_the_sending_thread_reaches_the_others_as_a_transient_er
         return result
 
     group: GroupCommit = GroupCommit(interrupted, limit=100)
-    _, first_threads = run_callers(group, [(["a"], "m")])
-    assert send.first_started.wait(5)
-    later, later_threads = run_callers(group, [(["b"], "m"), (["c"], "m")])
-    wait_until(lambda: queued(group) == 2)
-    send.release.set()
-    for thread in first_threads + later_threads:
-        thread.join(10)
+    later = queue_behind_a_send(group, send, [(["b"], "m"), (["c"], "m")])
     kinds = sorted(type(r).__name__ for r in later.values())
     assert kinds == ["BackendError", "KeyboardInterrupt"]  # the leader re-raises; the follower may retry
 
