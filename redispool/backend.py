@@ -114,15 +114,17 @@ class Backend:
     # -- the pool's state machine ---------------------------------------------------------------------
     def acquire(self, task_id: str, envelope: bytes, reply_key: str, park: bool, queue_size: int = 0) -> int:
         """DISPATCHED, PARKED, QUEUED (parked within queue_size) or FULL (only when park is False)."""
-        return self.acquire_many([(task_id, envelope)], reply_key, park, queue_size)[0]
+        return self.acquire_many([(task_id, envelope)], reply_key, park, queue_size)[0][0]
 
     def acquire_many(self, tasks: Sequence[tuple[str, bytes]], reply_key: str, park: bool,
-                     queue_size: int = 0) -> list[int]:
-        """One code per (task id, envelope), as `acquire`, in one round trip."""
-        args: list[Any] = ["park" if park else "try", queue_size, reply_key]
+                     queue_size: int = 0, take_replies: int = 0) -> tuple[list[int], list[bytes]]:
+        """One code per (task id, envelope), as `acquire`, in one round trip; and up to take_replies frames
+        taken from the reply list in the same call."""
+        args: list[Any] = ["park" if park else "try", queue_size, reply_key, take_replies]
         for task_id, envelope in tasks:
             args += (task_id, envelope)
-        return [int(code) for code in self._script("acquire", [], args)]
+        answer = self._script("acquire", [], args)
+        return [int(code) for code in answer[:len(tasks)]], answer[len(tasks):]
 
     def release(self, slot: str, task_id: str | bytes, attempt: int, reply_key: str | bytes, mode: str,
                 frame: bytes, result_ttl_ms: int, delay_ms: int = 0, error: str = "",

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any, ContextManager, Protocol
+from typing import Any, Callable, ContextManager, Protocol
 
 
 class ReplyReader(Protocol):
-    def waiting_for(self, future: "TaskFuture", timeout: float | None) -> ContextManager[float | None]: ...
+    def waiting_for(self, done: Callable[[], bool], timeout: float | None) -> ContextManager[float | None]: ...
 
 
 class TaskFuture(Future):  # type: ignore[type-arg]
@@ -28,13 +28,13 @@ class TaskFuture(Future):  # type: ignore[type-arg]
         itself (no wake-up hand-off from the listener thread)."""
         if self._reader is None or self.done():
             return super().result(timeout)
-        with self._reader.waiting_for(self, timeout) as remaining:
+        with self._reader.waiting_for(self.done, timeout) as remaining:
             return super().result(remaining)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._reader is None or self.done():
             return super().exception(timeout)
-        with self._reader.waiting_for(self, timeout) as remaining:
+        with self._reader.waiting_for(self.done, timeout) as remaining:
             return super().exception(remaining)
 
     def __repr__(self) -> str:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import protocol
 from .backend import BLOCK_S, DONE_STATE, MISSING_STATE, Backend
@@ -101,16 +101,16 @@ class ReplyListener:
     def _loop(self) -> None:
         for frames in self.backend.batches(self.reply_key, self.BATCH, self._closed, on_recover=self.sweep,
                                            turn=self._background_turn):
-            for frame in frames:
-                self._handle(frame)
+            self.handle(frames)
             if time.monotonic() - self._last_sweep >= SWEEP_S:
                 self.sweep(min_age_s=SWEEP_S)
 
     # -- who reads ---------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def waiting_for(self, future: TaskFuture, timeout: float | None) -> Iterator[float | None]:
-        """Around a caller's wait for `future`: when no other thread reads, read on this thread until the
-        future is settled or the timeout ends; else wait for the reader. Yields the time left to wait."""
+    def waiting_for(self, done: Callable[[], bool], timeout: float | None) -> Iterator[float | None]:
+        """Around a caller's wait (for a future's outcome, or a parked task's grant): when no other thread
+        reads, read on this thread until done() or the timeout ends; else wait for the reader. Yields the
+        time left to wait."""
         deadline = None if timeout is None else time.monotonic() + timeout
         self._last_caller = time.monotonic()
         with self._lock:  # counted before trying the token, so a leaving reader cannot miss this caller
@@ -119,12 +119,9 @@ class ReplyListener:
             with self._lock:
                 self._followers -= 1
             try:
-                self._read_until(future, deadline)
+                self._read_until(done, deadline)
             finally:
-                self._last_caller = time.monotonic()
-                self._reading.release()
-                if self._followers:
-                    self._handover.set()
+                self._give_back()
             yield None if deadline is None else max(0.0, deadline - time.monotonic())
             return
         try:
@@ -133,9 +130,35 @@ class ReplyListener:
             with self._lock:
                 self._followers -= 1
 
-    def _read_until(self, future: TaskFuture, deadline: float | None) -> None:
+    @contextlib.contextmanager
+    def reading_alongside(self) -> Iterator[int]:
+        """Around a submitter's acquire call: when no other thread reads, the call may take up to BATCH
+        waiting reply frames with its answer (yields how many, else 0); hand them to `handle` before
+        leaving. A submitting thread counts as a caller, so while it keeps submitting the background thread
+        stays out and results ride back on the submits."""
+        self._last_caller = time.monotonic()
+        if not self._reading.acquire(blocking=False):
+            yield 0
+            return
+        try:
+            yield self.BATCH
+        finally:
+            self._give_back()
+
+    def handle(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            self._handle(frame)
+
+    def _give_back(self) -> None:
+        """Release the read token; if callers wait behind it, the background thread takes over at once."""
+        self._last_caller = time.monotonic()
+        self._reading.release()
+        if self._followers:
+            self._handover.set()
+
+    def _read_until(self, done: Callable[[], bool], deadline: float | None) -> None:
         self._start()  # the background thread still sweeps, and reads once this caller is gone
-        while not future.done() and not self._closed.is_set():
+        while not done() and not self._closed.is_set():
             block_s = BLOCK_S if deadline is None else min(BLOCK_S, deadline - time.monotonic())
             if block_s <= 0:
                 return
@@ -143,8 +166,7 @@ class ReplyListener:
                 frames = self.backend.pop_many(self.reply_key, self.BATCH, max(block_s, 0.001))
             except BackendError:
                 return  # the background thread retries, recovers and sweeps
-            for frame in frames:
-                self._handle(frame)
+            self.handle(frames)
 
     @contextlib.contextmanager
     def _background_turn(self) -> Iterator[bool]:

@@ -156,7 +156,13 @@ class Pool:
                 backoff_s = min(backoff_s * 2, 1.0)
 
     def _send_acquire(self, tasks: list[tuple[str, bytes]], park: Hashable) -> list[int]:
-        return self.backend.acquire_many(tasks, self._replies.reply_key, bool(park), self.queue_size)
+        """One acquire call, which also brings back the replies waiting for this client when no other
+        thread is reading them (results ride on submits: no read round trip of their own)."""
+        with self._replies.reading_alongside() as take:
+            codes, frames = self.backend.acquire_many(tasks, self._replies.reply_key, bool(park), self.queue_size,
+                                                      take)
+            self._replies.handle(frames)
+        return codes
 
     def _wait_for_grant(self, task_id: str, envelope: bytes, grant: threading.Event, timeout_s: float | None,
                         deadline: float | None) -> None:
@@ -169,7 +175,7 @@ class Pool:
         try:
             while True:
                 remaining = RECHECK_S if deadline is None else min(RECHECK_S, deadline - time.monotonic())
-                if remaining > 0 and grant.wait(remaining):
+                if remaining > 0 and self._await_grant(grant, remaining):
                     if self._replies.closed:
                         raise PoolClosed(f"pool {self.name!r} closed while a submit was waiting")
                     return
@@ -197,6 +203,11 @@ class Pool:
             # Interrupted (Ctrl-C): never leave a parked task behind that nobody waits for.
             self._withdraw(task_id)
             raise
+
+    def _await_grant(self, grant: threading.Event, timeout_s: float) -> bool:
+        """Wait for a grant, reading this client's replies on this thread while no other thread does."""
+        with self._replies.waiting_for(grant.is_set, timeout_s) as left:
+            return grant.wait(left)
 
     def _withdraw(self, task_id: str) -> bool:
         """Take a parked task back; True when it will not run (also when Redis is unreachable: then it is

@@ -28,7 +28,7 @@ def _system(name: str, rates: list[float], p50s: list[float]) -> dict[str, objec
     runs += [{"scenario": "latency", "shape": "2x1", "slots": 2, "rep": i, "p50_ms": p, "p99_ms": 2 * p}
              for i, p in enumerate(p50s)]
     runs += [{"scenario": "saturation", "shape": "2x4", "slots": 8, "rep": 0, "rate": rates[0], "commands_per_task": 4.0,
-              "redis_cpu_us_per_task": 50.0, "fairness": fairness([10, 10, 5, 15])}]
+              "requests_per_task": 1.5, "redis_cpu_us_per_task": 50.0, "fairness": fairness([10, 10, 5, 15])}]
     return {"system": name, "version": "1.0", "status": "ok", "runs": runs, "notes": [], "redis_py": "8", "python": "3"}
 
 

@@ -86,6 +86,21 @@ def test_register_is_idempotent(backend):
     assert check_invariants(backend)["idle"] == ["w1.0"]
 
 
+def test_acquire_takes_the_waiting_reply_frames_back_with_its_codes(backend):
+    """Results and grants ride back on a submit: the frames come after the codes, oldest first, at most
+    as many as asked, and leave the reply list."""
+    register(backend, "w1", ["w1.0"])
+    backend.client.rpush(REPLY, b"Rx|1", b"Gy", b"Rz|2")
+    codes, frames = backend.acquire_many([("a", envelope("a")), ("b", envelope("b"))], REPLY, True, 0, 2)
+    assert codes == [DISPATCHED, PARKED] and frames == [b"Rx|1", b"Gy"]
+    assert replies(backend) == [b"Rz|2"]
+    codes, frames = backend.acquire_many([("c", envelope("c"))], REPLY, True, 0, 0)  # not asked: none taken
+    assert codes == [PARKED] and frames == [] and replies(backend) == [b"Rz|2"]
+    codes, frames = backend.acquire_many([("d", envelope("d"))], REPLY, True, 0, 10)
+    assert frames == [b"Rz|2"] and replies(backend) == []
+    check_invariants(backend)
+
+
 def test_acquire_pops_last_idled_slot_and_dispatches_to_its_worker(backend):
     register(backend, "w1", ["w1.0", "w1.1"])
     assert backend.acquire("a", envelope("a"), REPLY, park=True) == DISPATCHED
