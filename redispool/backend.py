@@ -43,6 +43,17 @@ def connect(url: str, client_name: str | None = None) -> redis.Redis:
         raise BackendError(f"bad Redis URL {mask_password(url)!r}: {exc}") from None
 
 
+def bytes_client(client: redis.Redis) -> redis.Redis:
+    """redispool reads and writes bytes. A client that decodes replies (decode_responses=True, common in
+    applications) is shadowed by one with the same connection settings that does not; the caller's own
+    client is left as it is."""
+    pool = client.connection_pool
+    if not pool.connection_kwargs.get("decode_responses"):
+        return client
+    kwargs = {**pool.connection_kwargs, "decode_responses": False}
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+
+
 def mask_password(url: str) -> str:
     """The URL with its password replaced by ***, for messages and logs."""
     parts = urlsplit(url)
@@ -79,11 +90,12 @@ class Backend:
 
     def __init__(self, client: redis.Redis, keys: PoolKeys) -> None:
         # Typed loosely: redis-py's response types are unions of every RESP shape.
-        self.client: Any = client
+        self.client: Any = bytes_client(client)
+        self._shadow = self.client is not client  # ours to close, whoever owns `client`
         self.keys = keys
-        self._scripts = {name: client.register_script(_script_source(name)) for name in SCRIPT_NAMES}
+        self._scripts = {name: self.client.register_script(_script_source(name)) for name in SCRIPT_NAMES}
         self._base = keys.base.encode()
-        self._direct = DirectCalls(client)
+        self._direct = DirectCalls(self.client)
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -309,8 +321,11 @@ class Backend:
                 "waiting": int(waiting), "leases": int(leases), "workers": int(workers),
                 "delayed": int(delayed), "dead": int(dead)}
 
-    def close(self) -> None:
+    def close(self, close_client: bool = True) -> None:
+        """Close the hot path's connections, and the client too unless it belongs to the caller."""
         self._direct.close()
+        if not (close_client or self._shadow):
+            return
         try:
             self.client.close()
         except Exception:  # closing is best effort; the pool is going away

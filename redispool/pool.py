@@ -333,8 +333,7 @@ class Pool:
         if self._replies.closed:
             return
         self._replies.close()
-        if self._owns_client:
-            self.backend.close()
+        self.backend.close(close_client=self._owns_client)
 
     @property
     def closed(self) -> bool:

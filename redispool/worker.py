@@ -215,9 +215,8 @@ class Worker:
         return requeued
 
     def _close_clients(self) -> None:
-        if self._owns_client:
-            self.backend.close()
-            self._beat.close()
+        self.backend.close(close_client=self._owns_client)
+        self._beat.close(close_client=self._owns_client)
 
     @staticmethod
     def _left(deadline: float | None) -> float | None:

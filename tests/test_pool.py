@@ -408,3 +408,28 @@ def test_submit_many_timeout_withdraws_what_still_waits(make_pool, make_worker):
     assert first.result(10) == 0.5
     assert pool.stats()["waiting"] == 0
     wait_until(lambda: pool.running() == 0)
+
+
+@pytest.mark.parametrize("kind", ["fakeredis", "real"])
+def test_a_client_that_decodes_replies_works_and_is_left_decoding(kind, request):
+    """Applications often share a client made with decode_responses=True; redispool shadows it with a
+    bytes client of the same settings, and the application's client keeps decoding."""
+    import fakeredis
+    import redis
+
+    if kind == "fakeredis":
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    else:
+        client = redis.Redis.from_url(request.getfixturevalue("redis_server").url, decode_responses=True)
+        client.flushall()
+    worker = redispool.Worker("dec", redis=client, concurrency=2).start()
+    try:
+        with redispool.Pool("dec", redis=client) as pool:
+            assert pool.submit("t.echo", "héllo").result(10) == "héllo"
+            assert list(pool.map("t.echo", [b"\x83\x00", 2])) == [b"\x83\x00", 2]
+            assert pool.stats()["running"] == 0
+    finally:
+        worker.stop(timeout=10)
+    client.set("app-key", "value")
+    assert client.get("app-key") == "value"  # still a decoding client
+    client.close()
