@@ -20,6 +20,7 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence, TypeVar
 
 import redis
 
+from . import protocol
 from .direct import DirectCalls
 from .errors import BackendError
 from .keys import PoolKeys
@@ -233,6 +234,18 @@ class Backend:
     # -- plain reads and small writes ------------------------------------------------------------------
     def push(self, key: str, value: bytes) -> None:
         self._call("rpush", lambda: self.client.rpush(key, value))
+
+    def wake(self, key: str, readers: int, ttl_ms: int | None = None) -> None:
+        """Return `readers` blocked pops on key at once (wake frames). ttl_ms: for a list nobody will read
+        again, so the frames left over expire with it (never for a live inbox: it may hold dispatches)."""
+        def push() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.rpush(key, *([protocol.WAKE] * readers))
+            if ttl_ms is not None:
+                pipe.pexpire(key, ttl_ms)
+            pipe.execute()
+        if readers > 0:
+            self._call("wake", push)
 
     def delete(self, *keys: str) -> None:
         self._call("del", lambda: self.client.delete(*keys))

@@ -82,6 +82,7 @@ class Worker:
         self._new_identity()
         self._draining = threading.Event()
         self._stopped = threading.Event()
+        self._beat_now = threading.Event()  # an executor saw Redis come back: heartbeat (and re-register) now
         self._stop_requested = threading.Event()
         self._abort_requested = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -182,8 +183,7 @@ class Worker:
             return
         try:
             busy = self.backend.deregister(self.id, self.slots)
-            for _ in self._threads:  # wake every executor blocked on the inbox at once
-                self.backend.push(self.inbox, protocol.WAKE)
+            self.backend.wake(self.inbox, len(self._threads))  # every executor blocked on the inbox, at once
             log.info("worker %s draining: %d task(s) in flight", self.id, busy)
         except BackendError as exc:
             log.error("worker %s could not deregister: %s", self.id, exc)
@@ -191,6 +191,7 @@ class Worker:
         for thread in self._threads:
             thread.join(self._left(deadline))
         self._stopped.set()
+        self._beat_now.set()
         if self._beat_thread is not None:
             self._beat_thread.join(5)
         try:
@@ -206,6 +207,7 @@ class Worker:
         # No lock and no join: this must work while a drain is waiting for the running tasks.
         self._draining.set()
         self._stopped.set()
+        self._beat_now.set()
         try:
             requeued = self.backend.abandon(self.id, self.slots)
         except BackendError as exc:
@@ -236,10 +238,12 @@ class Worker:
             with self._lock:
                 if self._draining.is_set():
                     return
-                old = self.id
+                old, old_inbox = self.id, self.inbox
                 self._new_identity()
                 self.backend.publish_tasks(self._published_tasks())
                 self._register()
+                # Executors blocked on the old inbox move to the new one now; what is left there expires.
+                self.backend.wake(old_inbox, len(self._threads), ttl_ms=self.settings.result_ttl_ms)
             log.warning("worker %s was not registered any more (reaped after a pause, or Redis lost its state); "
                         "serving again as %s with fresh slots", old, self.id)
         now = time.monotonic()
@@ -267,13 +271,20 @@ class Worker:
             self._beat.delete(*(self.keys.heartbeat(w) for w in gone))
 
     def _beat_loop(self) -> None:
+        """Tick every interval; after a failed tick retry sooner (0.05 s doubling), and tick at once when an
+        executor's read recovers, so a worker re-registers within moments of a Redis restart."""
         interval_s = min(self.heartbeat_interval_s, self.reap_interval_s)
+        retry_s = 0.05
         while not self._stopped.is_set():
+            wait_s = interval_s
             try:
                 self.tick()
+                retry_s = 0.05
             except BackendError as exc:
                 log.warning("worker %s heartbeat: %s", self.id, exc)
-            self._stopped.wait(interval_s)
+                wait_s, retry_s = min(retry_s, interval_s), retry_s * 2
+            self._beat_now.wait(wait_s)
+            self._beat_now.clear()
 
     # -- inbox and executors -------------------------------------------------------------------------------
     def _make_runner(self) -> ThreadRunner | ProcessRunner:
@@ -292,7 +303,7 @@ class Worker:
         Once deregistered, nothing new can arrive: it runs what was dispatched before that, then exits."""
         runner = self._make_runner()
         try:
-            for frames in self.backend.batches(lambda: self.inbox, 1, self._draining):
+            for frames in self.backend.batches(lambda: self.inbox, 1, self._draining, on_recover=self._beat_now.set):
                 for frame in frames:
                     if frame != protocol.WAKE:
                         self._run_chain(frame, runner)
