@@ -190,10 +190,11 @@ class Backend:
                 on_recover: Callable[[], object] | None = None,
                 turn: Callable[[], ContextManager[bool]] | None = None) -> Iterator[list[bytes]]:
         """Yield batches popped from key (re-read each time when a callable; empty after a quiet wait of
-        BLOCK_S) until stop is set. Redis errors are logged and retried with backoff (0.05 s doubling to
-        2 s), so a reader thread outlives a Redis restart; on_recover runs once Redis answers again after a
-        failure. turn: entered around each pop and the handling of its batch; when it yields False, another
-        reader has the list and an empty batch is yielded instead (readers still do their periodic work)."""
+        BLOCK_S) until stop is set. Errors are logged and retried with backoff (0.05 s doubling to 2 s), so
+        a reader thread outlives a Redis restart, and no unexpected error kills it (a dead executor would
+        silently shrink its worker); on_recover runs once Redis answers again after a failure.
+        turn: entered around each pop and the handling of its batch; when it yields False, another reader
+        has the list and an empty batch is yielded instead (readers still do their periodic work)."""
         backoff_s, failed = 0.05, False
         while not stop.is_set():
             name = key() if callable(key) else key
@@ -203,8 +204,8 @@ class Backend:
                     continue
                 try:
                     frames = self.pop_many(name, count)
-                except BackendError as exc:
-                    log.warning("reading %s: %s; retrying in %.2f s", name, exc, backoff_s)
+                except Exception as exc:  # noqa: BLE001  BackendError, or anything unforeseen: keep reading
+                    log.warning("reading %s: %s: %s; retrying in %.2f s", name, type(exc).__name__, exc, backoff_s)
                     failed = True
                     frames = None
                 if frames is not None:

@@ -433,3 +433,23 @@ def test_a_client_that_decodes_replies_works_and_is_left_decoding(kind, request)
     client.set("app-key", "value")
     assert client.get("app-key") == "value"  # still a decoding client
     client.close()
+
+
+def test_an_unexpected_error_reading_the_inbox_does_not_kill_an_executor(make_pool, make_worker):
+    """Any failure of an executor's inbox read (not only a Redis error) is logged and retried: a dead
+    executor thread would silently shrink its worker."""
+    worker = make_worker(concurrency=1, start=False)
+    pop_many = worker.backend.pop_many
+    failures = {"left": 2}
+
+    def flaky_pop_many(*args, **kwargs):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise RuntimeError("unforeseen")
+        return pop_many(*args, **kwargs)
+
+    worker.backend.pop_many = flaky_pop_many
+    worker.start()
+    pool = make_pool()
+    assert [pool.submit("t.echo", i).result(10) for i in range(3)] == [0, 1, 2]
+    assert failures["left"] == 0
