@@ -112,6 +112,10 @@ class ReplyListener:
         reads, read on this thread until done() or the timeout ends; else wait for the reader. Yields the
         time left to wait."""
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         self._last_caller = time.monotonic()
         with self._lock:  # counted before trying the token, so a leaving reader cannot miss this caller
             self._followers += 1
@@ -122,10 +126,10 @@ class ReplyListener:
                 self._read_until(done, deadline)
             finally:
                 self._give_back()
-            yield None if deadline is None else max(0.0, deadline - time.monotonic())
+            yield left()
             return
         try:
-            yield None if deadline is None else max(0.0, deadline - time.monotonic())
+            yield left()
         finally:
             with self._lock:
                 self._followers -= 1
@@ -257,7 +261,7 @@ class ReplyListener:
         thread = self._thread
         if thread is not None:
             try:
-                self.backend.push(self.reply_key, protocol.WAKE)
+                self.backend.wake(self.reply_key, 1)
             except BackendError:
                 pass
             thread.join(timeout_s)
